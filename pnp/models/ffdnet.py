@@ -1,0 +1,97 @@
+"""FFDNet-style noise-conditional colour Gaussian denoiser ``D(x, sigma)``.
+
+Zhang, Zuo & Zhang, "FFDNet: Toward a Fast and Flexible Solution for CNN-Based
+Image Denoising", IEEE TIP 27(9), 2018.  Design (colour variant, no BatchNorm):
+
+    y   = x padded to even H, W                        (replicate padding)
+    z   = [PixelUnshuffle_2(y), sigma * 1]              (4*3 + 1 = 13 ch, H/2 x W/2)
+    r   = Conv3x3 -> (depth-2) x [Conv3x3 + ReLU] -> Conv3x3   (ReLU after the first too)
+    D   = y - PixelShuffle_2(r)                         (residual learning), cropped to H x W
+
+``x`` is on the [0, 1] scale, ``sigma`` the noise standard deviation on the same
+scale (a float, or a tensor of shape (B,), (B,1) or (B,1,1,1)).  Gray inputs
+(1 channel) are replicated to 3 channels and the 3 outputs are averaged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def sigma_map(sigma, x: torch.Tensor) -> torch.Tensor:
+    """Return ``sigma`` as a float tensor of shape (B, 1, 1, 1) on ``x``'s device."""
+    s = torch.as_tensor(sigma, dtype=torch.float32, device=x.device)
+    if s.numel() == 1:
+        return s.reshape(1, 1, 1, 1).expand(x.shape[0], 1, 1, 1)
+    if s.numel() != x.shape[0]:
+        raise ValueError(f"sigma has {s.numel()} values for a batch of {x.shape[0]}")
+    return s.reshape(-1, 1, 1, 1)
+
+
+class FFDNet(nn.Module):
+    """Noise-conditional denoiser; ``forward(x, sigma) -> estimate of the clean x``.
+
+    Args:
+        depth: number of conv layers (>= 3).  width: feature channels.
+        channels: image channels the network works on (3; gray is replicated).
+        precision: "fp32", or "bf16" (autocast bf16 + channels_last; 5-9x faster
+            on CPUs with AMX, and fast on CUDA).  Changeable with ``set_precision``.
+    """
+
+    def __init__(self, depth: int = 12, width: int = 96, channels: int = 3, precision: str = "fp32"):
+        super().__init__()
+        if depth < 3:
+            raise ValueError("depth must be >= 3")
+        self.depth, self.width, self.channels = depth, width, channels
+        c4 = 4 * channels
+        layers = [nn.Conv2d(c4 + 1, width, 3, padding=1), nn.ReLU(inplace=True)]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(width, c4, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+        self.set_precision(precision)
+
+    def set_precision(self, precision: str) -> "FFDNet":
+        """Select "fp32" or "bf16" (bf16 autocast + channels_last weights)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision = precision
+        fmt = torch.channels_last if precision == "bf16" else torch.contiguous_format
+        self.to(memory_format=fmt)
+        return self
+
+    def _autocast(self, x: torch.Tensor):
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=x.device.type, dtype=torch.bfloat16)
+
+    def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"expected a B x C x H x W tensor, got shape {tuple(x.shape)}")
+        c_in, h, w = x.shape[1], x.shape[2], x.shape[3]
+        if c_in == 1 and self.channels != 1:
+            x = x.expand(-1, self.channels, -1, -1)
+        elif c_in != self.channels:
+            raise ValueError(f"expected 1 or {self.channels} channels, got {c_in}")
+        x = x.float()
+        s = sigma_map(sigma, x)
+        ph, pw = h % 2, w % 2
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        z = F.pixel_unshuffle(x, 2)
+        z = torch.cat([z, s.expand(-1, 1, z.shape[2], z.shape[3])], dim=1)
+        if self.precision == "bf16":
+            z = z.contiguous(memory_format=torch.channels_last)
+        with self._autocast(x):
+            r = self.body(z)
+        out = x - F.pixel_shuffle(r.float(), 2)
+        out = out[:, :, :h, :w].contiguous()
+        if c_in == 1 and self.channels != 1:
+            out = out.mean(dim=1, keepdim=True)
+        return out

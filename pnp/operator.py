@@ -1,0 +1,77 @@
+"""Base class of the linear degradations A (config group ``op``).
+
+An operator is built for one image shape ``(C, H, W)`` and one random generator, so that
+its random parts (masks, sensing matrices, motion kernels) are fixed by the seed. It wraps
+a deepinv ``LinearPhysics`` wherever deepinv has the operator (``self.physics``).
+"""
+from __future__ import annotations
+
+import torch
+
+from pnp.errors import PnPError
+
+
+class Operator(torch.nn.Module):
+    """A linear operator A with adjoint A^T and the data step.
+
+    Subclasses set ``self.physics`` (a deepinv ``LinearPhysics``) or override ``A`` and
+    ``A_adjoint``; they override ``data_step`` where a closed form exists.
+    """
+
+    physics = None
+
+    def __init__(self, shape: tuple[int, int, int], generator: torch.Generator | None = None):
+        super().__init__()
+        self.shape = tuple(int(s) for s in shape)  # (C, H, W) of the image x
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return self.physics.A(x)
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.physics.A_adjoint(y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.A(x)
+
+    def data_step(self, y: torch.Tensor, z: torch.Tensor, rho: float, sigma: float) -> torch.Tensor:
+        """x = argmin_x ||Ax - y||^2 / (2 sigma^2) + (rho / 2) ||x - z||^2.
+
+        Equivalently (A^T A / sigma^2 + rho I) x = A^T y / sigma^2 + rho z. deepinv's
+        ``prox_l2(z, y, gamma)`` solves argmin ||Ax - y||^2 / 2 + ||x - z||^2 / (2 gamma):
+        gamma = 1 / (rho sigma^2). Closed forms (FFT, elementwise) where the physics has
+        them, conjugate gradients otherwise.
+        """
+        return self.physics.prox_l2(z, y, 1.0 / (rho * sigma**2))
+
+    def data_step_cg(self, y, z, rho, sigma, iterations: int = 500, tol: float = 1e-10):
+        """The data step by conjugate gradients on the normal equations (the reference)."""
+        def normal(v):
+            return self.A_adjoint(self.A(v)) / sigma**2 + rho * v
+
+        b = self.A_adjoint(y) / sigma**2 + rho * z
+        x = z.clone()
+        r = b - normal(x)
+        p, rs = r.clone(), (r * r).sum()
+        for _ in range(iterations):
+            q = normal(p)
+            alpha = rs / (p * q).sum()
+            x, r = x + alpha * p, r - alpha * q
+            rs_new = (r * r).sum()
+            if rs_new.sqrt() <= tol * b.norm():
+                break
+            p, rs = r + (rs_new / rs) * p, rs_new
+        return x
+
+    def baseline(self, y: torch.Tensor) -> torch.Tensor:
+        """A simple image-space estimate from y (the observation's own restoration baseline)."""
+        return self.A_adjoint(y)
+
+    def init(self, y: torch.Tensor) -> torch.Tensor:
+        """The starting point of iterative solvers (defaults to the baseline)."""
+        return self.baseline(y)
+
+    @staticmethod
+    def require(condition: bool, message: str) -> None:
+        """Raise a one-line PnPError unless ``condition``."""
+        if not condition:
+            raise PnPError(message)

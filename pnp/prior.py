@@ -1,0 +1,48 @@
+"""Base class of the image priors (config group ``prior``).
+
+The restoration energy is E(x) = ||Ax - y||^2 / (2 sigma^2) + weight * R(x): ``weight`` (lambda)
+is the prior's weight relative to the data term in units of the [0, 1] image scale. A prior
+implements the methods of the capabilities it declares in ``provides``.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from pnp.capabilities import Capability
+
+
+class Prior(torch.nn.Module):
+    provides: ClassVar[frozenset[Capability]] = frozenset()
+
+    def __init__(self, weight: float = 1.0):
+        super().__init__()
+        self.weight = float(weight)
+
+    def setup(self, problem) -> None:
+        """Called once before solving: check the problem fits, move networks to its device."""
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor | None:
+        """R(x) per batch element, where defined (for the objective in convergence.csv)."""
+        return None
+
+    def grad(self, x: torch.Tensor, step: int) -> torch.Tensor:
+        """GRADIENT: the gradient of R at x (or the prior's descent direction) at iteration ``step``."""
+        raise NotImplementedError
+
+    def balance(self, x: torch.Tensor, problem, step: int) -> tuple[float, float]:
+        """(data weight, prior weight) of the gradient g = a A^T(Ax - y) + b grad R(x).
+
+        Default: (1 / sigma^2, lambda), the gradient of E. DAEP/DMSP override it with their
+        authors' weighting schemes.
+        """
+        return 1.0 / problem.sigma_eff**2, self.weight
+
+    def prox(self, z: torch.Tensor, tau: float) -> torch.Tensor:
+        """PROX: argmin_v tau R(v) + ||v - z||^2 / 2; a Gaussian denoiser at sigma = sqrt(tau)."""
+        raise NotImplementedError
+
+    def score(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """SCORE: grad log p_sigma(x), p smoothed by N(0, sigma^2) (Tweedie: (D(x, sigma) - x) / sigma^2)."""
+        raise NotImplementedError
