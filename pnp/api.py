@@ -1,0 +1,72 @@
+"""Python API: ``restore(image, op=..., prior=..., solver=..., **overrides)``.
+
+The same config composition and code path as the command line (``pnp.runner``); keyword
+overrides use Hydra's dotted names, e.g. ``restore(x, prior="tv", **{"solver.iterations": 50})``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pnp.io import default_image, load_image
+
+
+def compose_config(op: str = "blur", prior: str = "tv", solver: str | None = None,
+                   noise: str | None = None, overrides: dict | None = None):
+    """Compose ``pnp.conf/config.yaml`` with these choices (plugin config paths included)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    args = [f"op={op}", f"prior={prior}"]
+    args += [f"solver={solver}"] if solver else []
+    args += [f"noise={noise}"] if noise else []
+    args += [f"{k}={_hydra_value(v)}" for k, v in (overrides or {}).items()]
+    from pnp.__main__ import check_choices
+
+    check_choices(args)
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="pnp.conf", version_base=None):
+        return compose(config_name="config", overrides=args)
+
+
+def _hydra_value(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_hydra_value(i) for i in v) + "]"
+    return "null" if v is None else str(v)
+
+
+def restore(image: str | Path | torch.Tensor | None = None, op: str = "blur", prior: str = "tv",
+            solver: str | None = None, noise: str | None = None, observed: bool = False,
+            progress: bool = False, **overrides) -> tuple[torch.Tensor, dict]:
+    """Restore one image; return (restored 1 x C x H x W tensor in [0, 1], metrics dict).
+
+    ``image`` is a path or a tensor (B x C x H x W in [0, 1]; None = the built-in image). By
+    default it is the ground truth, degraded by ``op`` and ``noise`` with ``seed``; with
+    ``observed=True`` it is the observation y itself (of the same shape as the image, e.g.
+    denoise, inpaint, demosaic, circular blur) and no reference metrics are computed.
+    """
+    from pnp.problem import Problem, make_problem
+    from pnp.registry import OPERATORS
+    from pnp.runner import _plain, build_triple, quality, resolve_device, solve_problem
+
+    cfg = compose_config(op, prior, solver, noise, overrides)
+    device = resolve_device(cfg.device)
+    x = image if isinstance(image, torch.Tensor) else load_image(image or default_image())
+    x = x[None] if x.dim() == 3 else x
+    prior_obj, solver_obj = build_triple(cfg)
+    if observed:
+        op_cfg = _plain(cfg.op)
+        operator = OPERATORS.build(op_cfg.pop("name"), shape=tuple(x.shape[1:]),
+                                   generator=torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + 1), **op_cfg)
+        sigma = float(cfg.noise.get("sigma", 0.0) or 0.0) / 255.0
+        problem = Problem(y=x.float(), op=operator, sigma=sigma, seed=int(cfg.seed)).to(device)
+    else:
+        problem = make_problem(x, _plain(cfg.op), _plain(cfg.noise), seed=cfg.seed, device=device)
+    restored, metrics, rows, extras = solve_problem(problem, prior_obj, solver_obj, progress)
+    metrics.update(quality(restored, problem, int(cfg.metrics.border), str(cfg.metrics.channel)))
+    metrics.update({"prior": cfg.prior.name, "op": cfg.op.name, "solver": cfg.solver.name,
+                    "seed": int(cfg.seed), "convergence": rows})
+    metrics.update({k: v for k, v in extras.items() if not isinstance(v, torch.Tensor)})
+    return restored, metrics

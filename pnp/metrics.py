@@ -1,0 +1,46 @@
+"""Image quality metrics: PSNR and SSIM on [0, 1] images, with the papers' border crop.
+
+``channel="y"`` measures on the luma channel of ITU-R BT.601 (MATLAB ``rgb2ycbcr``), as SR
+papers do; ``"rgb"`` on all channels.
+"""
+from __future__ import annotations
+
+import torch
+from deepinv.loss.metric import SSIM
+
+
+def crop_border(x: torch.Tensor, border: int) -> torch.Tensor:
+    return x[..., border:-border, border:-border] if border > 0 else x
+
+
+def to_y(x: torch.Tensor) -> torch.Tensor:
+    """Y = 16/255 + (65.481 R + 128.553 G + 24.966 B) / 255 (BT.601, MATLAB rgb2ycbcr)."""
+    if x.shape[1] == 1:
+        return x
+    w = x.new_tensor([65.481, 128.553, 24.966]).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True) / 255.0 + 16.0 / 255.0
+
+
+def _prepare(x, ref, border, channel):
+    x, ref = x.float().clamp(0, 1), ref.float().clamp(0, 1)
+    if x.shape != ref.shape:
+        raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(ref.shape)}")
+    if channel == "y":
+        x, ref = to_y(x), to_y(ref)
+    return crop_border(x, border), crop_border(ref, border)
+
+
+def psnr(x: torch.Tensor, ref: torch.Tensor, border: int = 0, channel: str = "rgb") -> torch.Tensor:
+    """PSNR = 10 log10(1 / MSE) per batch element, on [0, 1] images clipped to [0, 1]."""
+    x, ref = _prepare(x, ref, border, channel)
+    mse = (x - ref).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
+
+
+_ssim = SSIM()
+
+
+def ssim(x: torch.Tensor, ref: torch.Tensor, border: int = 0, channel: str = "rgb") -> torch.Tensor:
+    """SSIM (Wang et al. 2004; Gaussian window 11, sigma 1.5), deepinv's implementation."""
+    x, ref = _prepare(x, ref, border, channel)
+    return _ssim(x, ref)

@@ -1,0 +1,160 @@
+"""Assemble a prior x operator x solver triple from a config and run it on images.
+
+``solve_problem`` is the core: one problem, one prior, one solver -> restored image and
+metrics. ``run`` is what ``python -m pnp`` does: every image of ``cfg.image``, outputs
+written atomically into the run directory.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from pnp.errors import PnPError
+from pnp.io import default_image, list_images, load_image, save_csv, save_image, save_json
+from pnp.metrics import psnr, ssim
+from pnp.problem import Problem, make_problem
+from pnp.registry import PRIORS, SOLVERS, check_compatible
+
+RESERVED_PRIOR_KEYS = ("name", "solvers")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise PnPError(f"device={device} asked for, but CUDA is not available here; use device=cpu or auto")
+    if str(device) not in ("cpu",) and not str(device).startswith("cuda"):
+        raise PnPError(f"unknown device '{device}'; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def _plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+
+
+def solver_params(solver_cfg: dict, prior_cfg: dict) -> dict:
+    """Solver keyword arguments: the solver config's values; a null value takes the prior's
+    recommendation (``prior.solvers.<solver name>.<key>``), else the solver's own default."""
+    name = solver_cfg["name"]
+    recommended = (prior_cfg.get("solvers") or {}).get(name) or {}
+    params = {k: v for k, v in solver_cfg.items() if k != "name"}
+    for key, value in recommended.items():
+        if params.get(key) is None:
+            params[key] = value
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def build_triple(cfg) -> tuple[object, object]:
+    """Check compatibility (before any work), then build the prior and the solver."""
+    prior_cfg, solver_cfg = _plain(cfg.prior), _plain(cfg.solver)
+    check_compatible(prior_cfg["name"], solver_cfg["name"])
+    prior = PRIORS.build(prior_cfg["name"], **{k: v for k, v in prior_cfg.items() if k not in RESERVED_PRIOR_KEYS})
+    solver = SOLVERS.build(solver_cfg["name"], **solver_params(solver_cfg, prior_cfg))
+    return prior, solver
+
+
+def _monitor(solver, problem: Problem, progress: bool, desc: str):
+    from pnp.monitor import Monitor
+
+    return Monitor(total=solver.iterations, x_true=problem.x_true, progress=progress, desc=desc)
+
+
+def solve_problem(problem: Problem, prior, solver, progress: bool = True, desc: str = ""):
+    """Run ``solver`` on ``problem`` with ``prior``; return (restored, metrics, convergence rows, extras)."""
+    prior.to(problem.y.device)
+    prior.setup(problem)
+    monitor = _monitor(solver, problem, progress, desc)
+    start = time.perf_counter()
+    try:
+        x = solver.solve(problem, prior, monitor)
+    finally:
+        monitor.close()
+    if problem.y.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    x = x.detach().clamp(0, 1)
+    if not torch.isfinite(x).all():
+        raise PnPError("the solver returned NaN/Inf; lower solver.step or check the prior's parameters")
+    metrics = {"seconds": seconds, "iterations": len(monitor.rows) or solver.iterations,
+               "observation_sha256": problem.observation_sha256}
+    extras = {**getattr(prior, "outputs", {}), **getattr(solver, "outputs", {})}
+    return x, metrics, monitor.rows, extras
+
+
+def quality(x: torch.Tensor, problem: Problem, border: int = 0, channel: str = "rgb") -> dict:
+    """PSNR/SSIM of the restoration and of the operator's baseline (observation, bicubic, ...)."""
+    if problem.x_true is None:
+        return {}
+    baseline = problem.op.baseline(problem.y).clamp(0, 1)
+    ref = problem.x_true
+    return {
+        "psnr": float(psnr(x, ref, border, channel).mean()),
+        "ssim": float(ssim(x, ref, border, channel).mean()),
+        "psnr_observed": float(psnr(baseline, ref, border, channel).mean()),
+        "ssim_observed": float(ssim(baseline, ref, border, channel).mean()),
+    }
+
+
+def _observed_picture(problem: Problem) -> torch.Tensor:
+    """The observation if it is an image, else the operator's baseline (e.g. compressed sensing)."""
+    y = problem.y
+    if y.dim() == 4 and y.shape[1] in (1, 3):
+        return y
+    return problem.op.baseline(y)
+
+
+def save_outputs(outdir: Path, x: torch.Tensor, problem: Problem, extras: dict, rows: list[dict]) -> dict:
+    """Write observed/restored/ground_truth PNGs, extra images, convergence.csv; return scalar extras."""
+    save_image(_observed_picture(problem), outdir / "observed.png")
+    save_image(x, outdir / "restored.png")
+    if problem.x_true is not None:
+        save_image(problem.x_true, outdir / "ground_truth.png")
+    scalars = {}
+    for key, value in extras.items():
+        if isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape[0] > 1:
+            for i, item in enumerate(value):
+                save_image(item, outdir / key / f"{i:03d}.png")
+        elif isinstance(value, torch.Tensor) and value.dim() >= 2:
+            save_image(value, outdir / f"{key}.png")
+        elif hasattr(value, "shape") and getattr(value, "ndim", 0) == 3:  # an H x W x 3 uint8 picture
+            save_image(value, outdir / f"{key}.png")
+        else:
+            scalars[key] = value
+    save_csv(rows or [{"iteration": 0}], outdir / "convergence.csv")
+    return scalars
+
+
+def run(cfg, outdir: str | Path, progress: bool = True) -> dict:
+    """Restore every image of ``cfg.image`` (the built-in image when null) into ``outdir``.
+
+    One image: outputs directly in ``outdir``; a folder: one sub-folder per image and
+    ``metrics.json`` with one entry per image plus the means.
+    """
+    outdir = Path(outdir)
+    device = resolve_device(cfg.get("device", "auto"))
+    prior, solver = build_triple(cfg)
+    images = list_images(cfg.image) if cfg.get("image") else [default_image()]
+    op_cfg, noise_cfg = _plain(cfg.op), _plain(cfg.noise)
+    border, channel = int(cfg.metrics.border), str(cfg.metrics.channel)
+    entries = []
+    for path in images:
+        x_true = load_image(path)
+        problem = make_problem(x_true, op_cfg, noise_cfg, seed=cfg.seed, device=device)
+        x, metrics, rows, extras = solve_problem(problem, prior, solver, progress, desc=path.name)
+        target = outdir if len(images) == 1 else outdir / path.stem
+        scalars = save_outputs(target, x, problem, extras, rows)
+        entry = {**quality(x, problem, border, channel), **metrics, **scalars,
+                 "prior": cfg.prior.name, "op": cfg.op.name, "solver": cfg.solver.name,
+                 "image": str(path), "seed": int(cfg.seed), "noise_sigma": problem.sigma * 255.0}
+        entries.append(entry)
+    result = entries[0] if len(entries) == 1 else {"images": entries, "mean": _means(entries)}
+    save_json(result, outdir / "metrics.json")
+    return result
+
+
+def _means(entries: list[dict]) -> dict:
+    keys = [k for k, v in entries[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return {k: sum(e[k] for e in entries) / len(entries) for k in keys if all(k in e for e in entries)}

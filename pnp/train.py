@@ -1,0 +1,416 @@
+"""Train, evaluate and export the FFDNet-style denoiser: ``python -m pnp.train key=value ...``.
+
+Training (``mode=train``, config ``pnp/conf/train.yaml``):
+
+* data: every image of ``data.dirs`` is loaded once into memory as uint8; gray
+  images are replicated to 3 channels, so the colour model also learns gray
+  statistics.  A batch is ``batch`` random ``patch`` x ``patch`` crops, each with
+  one of the 8 flips/rotations (dihedral group D4).
+* noise: ``y = x + sigma * n``, ``n ~ N(0, I)``, one sigma per sample (0-255 units):
+  ``sigma ~ U(sigma_range)``, except with probability ``p_high`` a log-uniform draw
+  in ``sigma_high`` (up to 255, i.e. 1.0) so the annealed-Langevin sampler can use
+  ``D`` at large noise.  Noisy inputs are not clipped.
+* loss: MSE ``|D(y, sigma) - x|^2``.  Its minimiser is the MMSE denoiser
+  ``E[x | y]``, which by Tweedie's formula gives the score
+  ``grad log p_sigma(y) = (D(y, sigma) - y) / sigma^2`` used by RED, DAEP, DMSP and
+  the score sampler (Efron 2011; Kadkhodaie & Simoncelli 2021).
+* optimiser: Adam, ``lr`` with a linear warm-up of ``warmup`` steps, then cosine decay
+  ``lr_min + (lr - lr_min) (1 + cos(pi t)) / 2``, ``t = (k - warmup) / (steps - warmup)``.
+  The schedule is a pure function of the step, so its state is the step itself.
+* determinism: step ``k`` draws patches, flips, sigmas and noise from a generator
+  seeded with ``seed * 1_000_003 + k``; the model is initialised from ``seed``.  A
+  run resumed from ``out_dir/denoiser_last.pt`` (model, Adam state, step, best
+  validation PSNR) therefore gives bit-identical weights to an uninterrupted run
+  (same thread count and machine).  Checkpoints are written atomically (temp file,
+  fsync, ``os.replace``); SIGINT/SIGTERM finish the current step, checkpoint, exit.
+* validation: centre crops of ``val.dirs`` at ``val.sigma`` with fixed noise,
+  fp32; PSNR appended to ``out_dir/train_log.csv``.
+
+``mode=eval`` prints the mean PSNR per sigma on ``eval.images`` and writes
+``eval.json`` ({"15": dB, ...}) in the Hydra run directory.  ``mode=export`` writes
+the fp32 state dict of the checkpoint to ``export.out`` (the shipped weights).
+
+Bad input (missing/empty folders, images smaller than the patch, bad sigma ranges,
+corrupt checkpoints) prints one ``error: ...`` line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import hydra
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from pnp.errors import PnPError
+from pnp.models.ffdnet import FFDNet
+from pnp.models.loading import SHIPPED_WEIGHTS, load_denoiser
+
+CKPT_NAME = "denoiser_last.pt"
+LOG_NAME = "train_log.csv"
+LOG_FIELDS = ["step", "loss", "lr", "sec_per_step", "val_psnr", "val_detail"]
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+# ----------------------------------------------------------------------------- data
+def read_image(path: Path) -> torch.Tensor:
+    """Read an image as a uint8 tensor C x H x W with C = 1 (gray) or 3 (colour)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
+            im = im.convert("L" if gray else "RGB")
+            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+            w, h = im.size
+    except Exception as e:  # PIL raises many types for unreadable files
+        raise PnPError(f"cannot read image {path}: {e}") from None
+    c = 1 if gray else 3
+    return data.reshape(h, w, c).permute(2, 0, 1).contiguous()
+
+
+def load_folder(folder, min_size: int = 1) -> list[tuple[str, torch.Tensor]]:
+    """All images of ``folder`` (sorted by name), each at least ``min_size`` on both sides."""
+    d = Path(str(folder))
+    if not d.is_dir():
+        raise PnPError(f"image folder not found: {d}")
+    files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise PnPError(f"no images (.png/.jpg/.bmp/.tif) in folder {d}")
+    out = [(p.name, read_image(p)) for p in files]
+    small = [n for n, im in out if min(im.shape[1:]) < min_size]
+    if small:
+        raise PnPError(
+            f"{len(small)} image(s) in {d} are smaller than the patch size {min_size} "
+            f"(e.g. {small[0]}); lower patch= or remove them"
+        )
+    return out
+
+
+def sample_batch(images: list[torch.Tensor], g: torch.Generator, batch: int, patch: int) -> torch.Tensor:
+    """``batch`` random patches (float, [0,1], B x 3 x p x p) with random D4 transforms."""
+    out = []
+    for i in torch.randint(len(images), (batch,), generator=g).tolist():
+        img = images[i]
+        top = int(torch.randint(img.shape[1] - patch + 1, (1,), generator=g))
+        left = int(torch.randint(img.shape[2] - patch + 1, (1,), generator=g))
+        t = int(torch.randint(8, (1,), generator=g))
+        x = img[:, top : top + patch, left : left + patch].expand(3, -1, -1)
+        x = torch.rot90(x, t % 4, (1, 2))
+        out.append(x.flip(2) if t >= 4 else x)
+    return torch.stack(out).float().div_(255)
+
+
+def sample_sigmas(g: torch.Generator, n: int, cfg) -> torch.Tensor:
+    """Per-sample noise levels on the [0,1] scale (see module docstring)."""
+    lo, hi = cfg.sigma_range
+    u, v, coin = torch.rand(n, generator=g), torch.rand(n, generator=g), torch.rand(n, generator=g)
+    s = lo + (hi - lo) * u
+    if cfg.p_high > 0:
+        hlo, hhi = cfg.sigma_high
+        s_high = torch.exp(math.log(hlo) + (math.log(hhi) - math.log(hlo)) * v)
+        s = torch.where(coin < cfg.p_high, s_high, s)
+    return s / 255
+
+
+def check_config(cfg) -> None:
+    """Reject bad sizes and sigma ranges with a PnPError."""
+    def rng(name, r, positive_lo=False):
+        if r is None or len(r) != 2:
+            raise PnPError(f"{name} must be a list [low, high] in 0-255 units, got {r}")
+        lo, hi = float(r[0]), float(r[1])
+        if lo < 0 or hi < lo or hi <= 0 or (positive_lo and lo <= 0):
+            raise PnPError(f"{name}={[lo, hi]} is empty or negative; need 0 <= low <= high, high > 0"
+                           + (", low > 0 (log-uniform)" if positive_lo else ""))
+
+    rng("sigma_range", cfg.sigma_range)
+    if not 0 <= cfg.p_high <= 1:
+        raise PnPError(f"p_high={cfg.p_high} must be in [0, 1]")
+    if cfg.p_high > 0:
+        rng("sigma_high", cfg.sigma_high, positive_lo=True)
+    for k in ("patch", "batch", "steps"):
+        if int(cfg[k]) < 1:
+            raise PnPError(f"{k}={cfg[k]} must be a positive integer")
+    if cfg.precision not in ("fp32", "bf16"):
+        raise PnPError(f"precision={cfg.precision} must be fp32 or bf16")
+
+
+def lr_at(k: int, cfg) -> float:
+    """Learning rate of step ``k`` (0-based): linear warm-up then cosine to lr_min."""
+    if k < cfg.warmup:
+        return cfg.lr * (k + 1) / cfg.warmup
+    t = min(1.0, (k - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
+
+
+def psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """PSNR in dB for images on the [0,1] scale: 10 log10(1 / MSE)."""
+    mse = F.mse_loss(x.clamp(0, 1).double(), ref.double()).item()
+    return 10 * math.log10(1 / max(mse, 1e-20))
+
+
+# ----------------------------------------------------------------------- checkpoints
+def save_atomic(obj, path: Path) -> None:
+    """torch.save to a temp file in the same folder, fsync, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load a training checkpoint with weights_only=True; PnPError if unusable."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise PnPError(f"corrupt or unsafe checkpoint {path}: {str(e).splitlines()[0]}") from None
+    need = {"arch", "model", "optimizer", "step", "best_psnr"}
+    if not isinstance(ck, dict) or not need <= ck.keys():
+        raise PnPError(f"{path} is not a pnp training checkpoint (needs keys {sorted(need)})")
+    return ck
+
+
+def contiguous_fp32(sd: dict) -> dict:
+    return {k: v.detach().float().contiguous().clone() for k, v in sd.items()}
+
+
+# ------------------------------------------------------------------------ validation
+def make_val_set(dirs, crop: int, sigma: float, seed: int) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """{folder name: [(clean, noisy)]} with centre crops and fixed noise (0-255 sigma)."""
+    sets = {}
+    for j, d in enumerate(dirs):
+        pairs = []
+        for i, (_, im) in enumerate(load_folder(d)):
+            h, w = im.shape[1:]
+            ch, cw = min(crop, h), min(crop, w)
+            top, left = (h - ch) // 2, (w - cw) // 2
+            x = im[None, :, top : top + ch, left : left + cw].float() / 255
+            g = torch.Generator().manual_seed(seed + 1000 * j + i)
+            pairs.append((x, x + sigma / 255 * torch.randn(x.shape, generator=g)))
+        sets[Path(str(d)).name] = pairs
+    return sets
+
+
+@torch.no_grad()
+def validate(model: FFDNet, sets, sigma: float) -> dict[str, float]:
+    """Mean PSNR per folder, evaluated in fp32 on a copy of the model."""
+    net = copy.deepcopy(model).set_precision("fp32").eval()
+    return {name: sum(psnr(net(y, sigma / 255), x) for x, y in pairs) / len(pairs)
+            for name, pairs in sets.items()}
+
+
+def append_log(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, LOG_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log rows written after the checkpoint we resume from (they will be redone)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= step]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, LOG_FIELDS)
+        w.writeheader()
+        w.writerows({k: r.get(k, "") for k in LOG_FIELDS} for r in rows)
+
+
+# -------------------------------------------------------------------------- training
+def train(cfg: DictConfig) -> FFDNet:
+    """Run (or resume) training as configured; return the model at the last step done."""
+    check_config(cfg)
+    torch.set_num_threads(int(cfg.threads))
+    out_dir = Path(str(cfg.out_dir))
+    ckpt_path, log_path = out_dir / CKPT_NAME, out_dir / LOG_NAME
+    arch = {"name": "ffdnet", "depth": int(cfg.model.depth), "width": int(cfg.model.width), "channels": 3}
+
+    images = [im for d in cfg.data.dirs for _, im in load_folder(d, min_size=int(cfg.patch))]
+    val_sets = (make_val_set(cfg.val.dirs, int(cfg.val.crop), float(cfg.val.sigma), int(cfg.val.seed))
+                if cfg.val_every > 0 else {})
+
+    torch.manual_seed(int(cfg.seed))
+    model = FFDNet(arch["depth"], arch["width"], precision=cfg.precision)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step, best, best_step, best_model = 0, -math.inf, -1, None
+    if cfg.resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        if ck["arch"] != arch:
+            raise PnPError(f"checkpoint {ckpt_path} has architecture {ck['arch']}, config asks for {arch}; "
+                           "set model.depth/model.width to match or use another out_dir")
+        try:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise PnPError(f"checkpoint {ckpt_path} does not fit the model: {str(e).splitlines()[0]}") from None
+        step, best, best_step, best_model = ck["step"], ck["best_psnr"], ck.get("best_step", -1), ck.get("best_model")
+        truncate_log(log_path, step)
+        print(f"resumed from {ckpt_path} at step {step} (best val PSNR {best:.2f} dB)", flush=True)
+    print(f"training {arch} on {len(images)} images, {sum(p.numel() for p in model.parameters())} params, "
+          f"steps {step} -> {cfg.steps}, out_dir {out_dir}", flush=True)
+
+    def checkpoint():
+        save_atomic({"arch": arch, "model": contiguous_fp32(model.state_dict()), "optimizer": opt.state_dict(),
+                     "step": step, "best_psnr": best, "best_step": best_step, "best_model": best_model,
+                     "config": OmegaConf.to_container(cfg, resolve=True)}, ckpt_path)
+
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        stop["flag"] = True
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop_at = int(cfg.steps if cfg.get("stop_at") is None else min(cfg.stop_at, cfg.steps))
+
+    from tqdm import tqdm
+    bar = tqdm(total=int(cfg.steps), initial=step, disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    loss_sum, n_loss, t0 = 0.0, 0, time.perf_counter()
+    try:
+        model.train()
+        while step < stop_at and not stop["flag"]:
+            g = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
+            clean = sample_batch(images, g, int(cfg.batch), int(cfg.patch))
+            sig = sample_sigmas(g, clean.shape[0], cfg)
+            noisy = clean + sig.view(-1, 1, 1, 1) * torch.randn(clean.shape, generator=g)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            loss = F.mse_loss(model(noisy, sig), clean)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if not math.isfinite(loss.item()):
+                raise PnPError(f"loss became {loss.item()} at step {step}; lower lr= (last good checkpoint kept)")
+            step += 1
+            loss_sum, n_loss = loss_sum + loss.item(), n_loss + 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.2e}")
+            row = None
+            if step % cfg.log_every == 0 or step == stop_at:
+                dt = (time.perf_counter() - t0) / n_loss
+                row = {"step": step, "loss": f"{loss_sum / n_loss:.4e}", "lr": f"{lr_at(step - 1, cfg):.3e}",
+                       "sec_per_step": f"{dt:.3f}"}
+                if bar.disable:
+                    print(f"step {step}/{cfg.steps} loss {row['loss']} lr {row['lr']} {dt:.3f} s/step", flush=True)
+                loss_sum, n_loss = 0.0, 0
+            if val_sets and (step % cfg.val_every == 0 or step == cfg.steps):
+                res = validate(model, val_sets, float(cfg.val.sigma))
+                mean = sum(res.values()) / len(res)
+                if mean > best:
+                    best, best_step, best_model = mean, step, contiguous_fp32(model.state_dict())
+                row = row or {"step": step}
+                row.update(val_psnr=f"{mean:.3f}", val_detail=";".join(f"{k}={v:.3f}" for k, v in res.items()))
+                msg = f"step {step}: val PSNR (sigma {cfg.val.sigma}) {row['val_detail']} mean {mean:.3f} dB"
+                bar.write(msg) if not bar.disable else print(msg, flush=True)
+            if row:
+                append_log(log_path, row)
+            if step % cfg.checkpoint_every == 0 or step == stop_at or stop["flag"]:
+                checkpoint()
+            if row is not None:
+                t0 = time.perf_counter()
+    finally:
+        bar.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    if stop["flag"]:
+        print(f"interrupted: checkpoint saved at step {step} in {ckpt_path}", flush=True)
+    elif step >= cfg.steps:
+        print(f"done: step {step}, best val PSNR {best:.3f} dB at step {best_step}; checkpoint {ckpt_path}", flush=True)
+    return model
+
+
+# ------------------------------------------------------------------ eval and export
+def default_weights(cfg) -> Path:
+    if SHIPPED_WEIGHTS.exists():
+        return SHIPPED_WEIGHTS
+    ck = Path(str(cfg.out_dir)) / CKPT_NAME
+    if ck.exists():
+        return ck
+    raise PnPError(f"no weights: neither {SHIPPED_WEIGHTS} nor {ck} exists; pass eval.weights=PATH")
+
+
+@torch.no_grad()
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Mean PSNR (dB) per sigma over eval.images; writes eval.json in the run dir."""
+    torch.set_num_threads(int(cfg.threads))
+    weights = Path(str(cfg.eval.weights)) if cfg.eval.weights else default_weights(cfg)
+    net = load_denoiser(weights, precision=cfg.eval.precision)
+    imgs = load_folder(cfg.eval.images)
+    sigmas = list(cfg.eval.sigmas)
+    if not sigmas or any(float(s) < 0 for s in sigmas):
+        raise PnPError(f"eval.sigmas={sigmas} must be a non-empty list of non-negative numbers (0-255)")
+    print(f"weights {weights}, {len(imgs)} images from {cfg.eval.images}, precision {cfg.eval.precision}")
+    res = {}
+    for s in sigmas:
+        vals = []
+        for i, (_, im) in enumerate(imgs):
+            x = im[None].float() / 255
+            g = torch.Generator().manual_seed(int(cfg.eval.seed) + i)
+            y = x + float(s) / 255 * torch.randn(x.shape, generator=g)
+            vals.append(psnr(net(y, float(s) / 255), x))
+        key = f"{float(s):g}"
+        res[key] = sum(vals) / len(vals)
+        print(f"sigma {key}: {res[key]:.3f} dB", flush=True)
+    out = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir) / "eval.json"
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"wrote {out}")
+    return res
+
+
+def export(cfg: DictConfig) -> Path:
+    """Write the fp32 model state dict of the training checkpoint to export.out."""
+    ck_path = Path(str(cfg.out_dir)) / CKPT_NAME
+    if not ck_path.exists():
+        raise PnPError(f"no checkpoint to export: {ck_path} does not exist")
+    ck = load_checkpoint(ck_path)
+    which = cfg.export.which
+    if which not in ("last", "best"):
+        raise PnPError(f"export.which={which} must be last or best")
+    sd = ck["best_model"] if which == "best" and ck.get("best_model") else ck["model"]
+    out = Path(str(cfg.export.out))
+    save_atomic(contiguous_fp32(sd), out)
+    load_denoiser(out)  # sanity check: loads back as an FFDNet
+    print(f"exported {which} weights (step {ck['step']}, best val {ck['best_psnr']:.3f} dB at step "
+          f"{ck.get('best_step')}) to {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return out
+
+
+@hydra.main(config_path="pkg://pnp.conf", config_name="train", version_base=None)
+def main(cfg: DictConfig) -> None:
+    try:
+        modes = {"train": train, "eval": evaluate, "export": export}
+        if cfg.mode not in modes:
+            raise PnPError(f"mode={cfg.mode} must be one of {sorted(modes)}")
+        modes[cfg.mode](cfg)
+    except PnPError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
