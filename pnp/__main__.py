@@ -23,13 +23,21 @@ def _known(group: str) -> list[str]:
         else sorted([*NOISES, "none"])
 
 
+def _config_names(group: str, argv: list[str]) -> set[str]:
+    """Config files of the group (e.g. a tuned prior, pnp.tune), in pnp's or a --config-dir folder."""
+    from pnp.tune import config_names
+
+    return config_names(group, argv)
+
+
 def check_choices(argv: list[str]) -> None:
     """Catch an unknown prior/op/solver/noise name before Hydra does, with a one-line error."""
     for arg in argv:
         group, sep, value = arg.partition("=")
         if sep and group in GROUP_REGISTRIES:
             for name in value.split(","):
-                if name and name not in _known(group) and not name.startswith(("choice(", "range(", "glob(")):
+                if name and name not in _known(group) and not name.startswith(("choice(", "range(", "glob(")) \
+                        and name not in _config_names(group, argv):
                     raise PnPError(f"unknown {group} '{name}'; known: {', '.join(_known(group))}")
 
 
@@ -48,8 +56,7 @@ def _task(cfg) -> None:
     if hydra_cfg.mode == RunMode.MULTIRUN:
         from pnp.sweep import run_job
 
-        run_job(cfg, outdir)
-        return
+        return run_job(cfg, outdir)  # the job's mean PSNR: the objective of hydra/sweeper=tune
     try:
         run(cfg, outdir, progress=bool(cfg.get("progress", True)))
     except PnPError as err:
@@ -64,6 +71,9 @@ def main() -> None:
 
     try:
         check_choices(sys.argv[1:])
+        from pnp.sweep import check_plugins  # issue 6: a launcher/sweeper that is not installed
+
+        check_plugins(sys.argv[1:])
     except PnPError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -18,8 +18,6 @@ class Operator(torch.nn.Module):
     ``A_adjoint``; they override ``data_step`` where a closed form exists.
     """
 
-    physics = None
-
     def __init__(self, shape: tuple[int, int, int], generator: torch.Generator | None = None):
         super().__init__()
         self.shape = tuple(int(s) for s in shape)  # (C, H, W) of the image x
@@ -53,14 +51,18 @@ class Operator(torch.nn.Module):
         r = b - normal(x)
         p, rs = r.clone(), (r * r).sum()
         for _ in range(iterations):
+            if rs.sqrt() <= tol * b.norm():
+                break
             q = normal(p)
             alpha = rs / (p * q).sum()
             x, r = x + alpha * p, r - alpha * q
             rs_new = (r * r).sum()
-            if rs_new.sqrt() <= tol * b.norm():
-                break
             p, rs = r + (rs_new / rs) * p, rs_new
         return x
+
+    def restrict(self, y: torch.Tensor) -> torch.Tensor:
+        """Keep only the observed values of a noisy observation (masks zero the rest)."""
+        return y
 
     def baseline(self, y: torch.Tensor) -> torch.Tensor:
         """A simple image-space estimate from y (the observation's own restoration baseline)."""

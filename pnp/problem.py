@@ -78,6 +78,6 @@ def make_problem(x_true: torch.Tensor, op: dict, noise: dict, seed: int = 0,
     operator = OPERATORS.build(op.pop("name"), shape=tuple(x_cpu.shape[1:]), generator=_generator(seed, 1), **op)
     noise_model = build_noise(noise.pop("name"), **noise)
     with torch.no_grad():  # each image draws its noise from the same seed, batched or alone
-        y = torch.cat([noise_model(operator.A(x_i[None]), _generator(seed, 2)) for x_i in x_cpu])
+        y = torch.cat([operator.restrict(noise_model(operator.A(x_i[None]), _generator(seed, 2))) for x_i in x_cpu])
     problem = Problem(y=y, op=operator, sigma=float(noise_model.sigma), x_true=x_cpu, seed=int(seed))
     return problem.to(device)

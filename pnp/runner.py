@@ -62,11 +62,13 @@ def _monitor(solver, problem: Problem, progress: bool, desc: str):
     return Monitor(total=solver.iterations, x_true=problem.x_true, progress=progress, desc=desc)
 
 
-def solve_problem(problem: Problem, prior, solver, progress: bool = True, desc: str = ""):
-    """Run ``solver`` on ``problem`` with ``prior``; return (restored, metrics, convergence rows, extras)."""
+def solve_problem(problem: Problem, prior, solver, progress: bool = True, desc: str = "", monitor=None):
+    """Run ``solver`` on ``problem`` with ``prior``; return (restored, metrics, convergence rows, extras).
+
+    ``monitor``: a ``pnp.monitor.Monitor`` to use instead of a fresh one (batches: per-image logs)."""
     prior.to(problem.y.device)
     prior.setup(problem)
-    monitor = _monitor(solver, problem, progress, desc)
+    monitor = monitor if monitor is not None else _monitor(solver, problem, progress, desc)
     start = time.perf_counter()
     try:
         x = solver.solve(problem, prior, monitor)
@@ -133,6 +135,13 @@ def run(cfg, outdir: str | Path, progress: bool = True) -> dict:
     One image: outputs directly in ``outdir``; a folder: one sub-folder per image and
     ``metrics.json`` with one entry per image plus the means.
     """
+    # --- benchmark hook (issue 6): threads; suites and image folders, batched and resumable ---
+    from pnp.benchmark import apply_threads, run_suite, wants_suite
+
+    apply_threads(cfg)
+    if wants_suite(cfg):
+        return run_suite(cfg, outdir, progress)
+    # --- end of the benchmark hook ---
     outdir = Path(outdir)
     device = resolve_device(cfg.get("device", "auto"))
     prior, solver = build_triple(cfg)

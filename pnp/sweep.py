@@ -1,24 +1,202 @@
-"""One job of a multirun sweep: skip it when its outputs are complete, record why it was
-skipped (incompatible triple) or failed (any error), never stop the other jobs."""
+"""One job of a multirun sweep, made safe to interrupt and to re-run.
+
+``run_job`` runs one point of the sweep matrix in its folder ``SWEEP_DIR/<job number>``:
+
+- it writes ``status.json`` first (``running``, the job's overrides and config fingerprint)
+  and last (``done``, ``skipped`` for an incompatible triple, ``failed`` for any error, with
+  the reason); a failure is recorded and the sweep goes on;
+- a re-run of the same sweep skips a job whose status is ``done`` with the same fingerprint
+  and a readable ``metrics.json``; a job killed half-way resumes its suite where it stopped
+  (``pnp.benchmark``); a folder holding another configuration's outputs (the sweep matrix
+  changed, so job numbers shifted) is moved aside to ``SWEEP_DIR/.replaced/`` and re-run.
+
+Also here: the end-of-sweep report callback, and the check that a launcher or sweeper named
+on the command line is installed.
+"""
 from __future__ import annotations
 
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
 import traceback
 from pathlib import Path
+
+from hydra.experimental.callback import Callback
 
 from pnp.errors import PnPError
 from pnp.io import save_json
 
+log = logging.getLogger("pnp.sweep")
 
-def run_job(cfg, outdir: Path) -> None:
+KEEP = (".hydra",)  # written by Hydra for this job before it starts: never moved aside
+
+
+def _job_info() -> tuple[list[str], int | None, object]:
+    """(task overrides, job number, launcher config) of the running Hydra job."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+        return list(hc.overrides.task), hc.job.get("num"), hc.launcher
+    except Exception:  # not inside Hydra (tests calling run_job directly)
+        return [], None, None
+
+
+def default_threads(launcher) -> int | None:
+    """One share of the CPUs per parallel job: CPUs // n_jobs (joblib), or SLURM's cpus-per-task."""
+    n_jobs = launcher.get("n_jobs") if launcher is not None else None
+    if n_jobs and int(n_jobs) > 0:
+        return max(1, (os.cpu_count() or 1) // int(n_jobs))
+    if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
+        return int(os.environ["SLURM_CPUS_PER_TASK"])
+    return None
+
+
+def read_json(path: Path):
+    """The parsed file, or None when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(outdir: Path, fp: str) -> bool:
+    """Done, with this same configuration, and its metrics readable."""
+    status = read_json(outdir / "status.json")
+    return (isinstance(status, dict) and status.get("status") == "done" and status.get("fingerprint") == fp
+            and isinstance(read_json(outdir / "metrics.json"), dict))
+
+
+def objective(metrics) -> float | None:
+    """The value a tuning sweeper maximizes: the mean PSNR of the job."""
+    if not isinstance(metrics, dict):
+        return None
+    value = (metrics.get("mean") or metrics).get("psnr")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _set_aside(outdir: Path) -> None:
+    """Move another configuration's outputs to SWEEP_DIR/.replaced/<job>-<time>/ (nothing is deleted)."""
+    stale = [p for p in outdir.iterdir() if p.name not in KEEP and p.suffix != ".log"]
+    if not stale:
+        return
+    target = outdir.parent / ".replaced" / f"{outdir.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    target.mkdir(parents=True)
+    for p in stale:
+        shutil.move(str(p), str(target / p.name))
+    log.info("job %s: outputs of another configuration moved to %s", outdir.name, target)
+
+
+def run_job(cfg, outdir: Path) -> float | None:
+    """Run one sweep job in ``outdir``; return its mean PSNR (None when skipped or failed)."""
+    from pnp.benchmark import fingerprint
     from pnp.runner import run
 
-    status = outdir / "status.json"
+    outdir = Path(outdir)
+    overrides, num, launcher = _job_info()
+    if not cfg.get("threads"):
+        threads = default_threads(launcher)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+    fp = fingerprint(cfg)
+    status_path = outdir / "status.json"
+    if is_complete(outdir, fp):
+        log.info("job %s: complete, not re-run (%s)", outdir.name, " ".join(overrides))
+        return objective(read_json(outdir / "metrics.json"))
+    previous = read_json(status_path)
+    same = isinstance(previous, dict) and previous.get("fingerprint") == fp
+    if not same and outdir.is_dir():
+        _set_aside(outdir)
+    import torch
+
+    record = {"status": "running", "job": num, "overrides": overrides, "fingerprint": fp,
+              "threads": torch.get_num_threads(),
+              "runs": (previous.get("runs", 0) if same else 0) + 1, "host": socket.gethostname(),
+              "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    save_json(record, status_path)
+    start = time.perf_counter()
+    result = None
     try:
-        run(cfg, outdir, progress=False)
-        save_json({"status": "done"}, status)
+        result = run(cfg, outdir, progress=False)
+        record.update(status="done")
     except PnPError as err:
         kind = "skipped" if str(err).startswith("incompatible") else "failed"
-        save_json({"status": kind, "reason": str(err)}, status)
+        record.update(status=kind, reason=str(err))
     except Exception as err:  # a bug in one prior must not stop the sweep
-        save_json({"status": "failed", "reason": f"{type(err).__name__}: {err}",
-                   "traceback": traceback.format_exc()}, status)
+        record.update(status="failed", reason=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+    record.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S"), seconds=round(time.perf_counter() - start, 3))
+    save_json(record, status_path)  # last: a job is complete only once this says done
+    message = f"job {outdir.name} ({' '.join(overrides)}): {record['status']}"
+    if record["status"] != "done":
+        print(f"{message}: {record['reason']}", file=sys.stderr)
+    log.info(message)
+    return objective(result)
+
+
+class ReportCallback(Callback):
+    """At the end of a multirun, summarise the sweep folder (``python -m pnp.report``)."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        from pnp.report import write_report
+
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        try:
+            code = write_report(sweep_dir)
+        except PnPError as err:
+            print(f"error: {err}", file=sys.stderr)
+            code = 2
+        print(f"report: {sweep_dir / 'summary.md'}", file=sys.stderr)
+        if code:
+            sys.exit(code)
+
+
+# ----------------------------------------------------------------------------- plugin checks
+
+# Launchers and sweepers by config name: (module that provides it, package to install).
+PLUGINS = {
+    "hydra/launcher": {
+        "basic": (None, None),
+        "local_parallel": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+        "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+        "slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+        "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+        "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+        "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher"),
+        "ray_aws": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher"),
+        "rq": ("hydra_plugins.hydra_rq_launcher", "hydra-rq-launcher"),
+    },
+    "hydra/sweeper": {
+        "basic": (None, None),
+        "tune": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper"),
+        "optuna": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper"),
+        "ax": ("hydra_plugins.hydra_ax_sweeper", "hydra-ax-sweeper"),
+        "nevergrad": ("hydra_plugins.hydra_nevergrad_sweeper", "hydra-nevergrad-sweeper"),
+    },
+}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_plugins(argv: list[str]) -> None:
+    """A one-line PnPError for ``hydra/launcher=X`` or ``hydra/sweeper=X`` whose plugin is missing."""
+    for arg in argv:
+        group, sep, name = arg.lstrip("+").partition("=")
+        if not sep or group not in PLUGINS:
+            continue
+        if name not in PLUGINS[group]:
+            continue  # another plugin or a config of the user's: Hydra resolves it
+        module, package = PLUGINS[group][name]
+        if module and not _installed(module):
+            raise PnPError(f"{group}={name} needs the package {package}: pip install {package}")

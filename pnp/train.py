@@ -10,8 +10,10 @@ Training (``mode=train``, config ``pnp/conf/train.yaml``):
   ``sigma ~ U(sigma_range)``, except with probability ``p_high`` a log-uniform draw
   in ``sigma_high`` (up to 255, i.e. 1.0) so the annealed-Langevin sampler can use
   ``D`` at large noise.  Noisy inputs are not clipped.
-* loss: MSE ``|D(y, sigma) - x|^2``.  Its minimiser is the MMSE denoiser
-  ``E[x | y]``, which by Tweedie's formula gives the score
+* loss: MSE ``w(sigma) |D(y, sigma) - x|^2`` with ``w = min(1, sigma_ref / sigma)^2``
+  (``loss_sigma_ref``, default 75): plain MSE up to sigma_ref, noise-prediction
+  scaling in the high tail, whose errors would otherwise dominate the gradient.  A
+  per-sigma weight does not move the minimiser, the MMSE denoiser ``E[x | y]``, which by Tweedie's formula gives the score
   ``grad log p_sigma(y) = (D(y, sigma) - y) / sigma^2`` used by RED, DAEP, DMSP and
   the score sampler (Efron 2011; Kadkhodaie & Simoncelli 2021).
 * optimiser: Adam, ``lr`` with a linear warm-up of ``warmup`` steps, then cosine decay
@@ -145,6 +147,13 @@ def check_config(cfg) -> None:
         raise PnPError(f"precision={cfg.precision} must be fp32 or bf16")
 
 
+def loss_weight(sig: torch.Tensor, cfg) -> torch.Tensor:
+    """Per-sample loss weight ``min(1, sigma_ref / sigma)^2`` (1 everywhere if sigma_ref is null)."""
+    if cfg.get("loss_sigma_ref") is None:
+        return torch.ones_like(sig)
+    return (cfg.loss_sigma_ref / 255 / sig.clamp_min(1e-8)).clamp(max=1).square()
+
+
 def lr_at(k: int, cfg) -> float:
     """Learning rate of step ``k`` (0-based): linear warm-up then cosine to lr_min."""
     if k < cfg.warmup:
@@ -165,6 +174,7 @@ def save_atomic(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -249,6 +259,10 @@ def train(cfg: DictConfig) -> FFDNet:
     torch.set_num_threads(int(cfg.threads))
     out_dir = Path(str(cfg.out_dir))
     ckpt_path, log_path = out_dir / CKPT_NAME, out_dir / LOG_NAME
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PnPError(f"cannot create out_dir {out_dir}: {e.strerror}") from None
     arch = {"name": "ffdnet", "depth": int(cfg.model.depth), "width": int(cfg.model.width), "channels": 3}
 
     images = [im for d in cfg.data.dirs for _, im in load_folder(d, min_size=int(cfg.patch))]
@@ -300,7 +314,8 @@ def train(cfg: DictConfig) -> FFDNet:
             noisy = clean + sig.view(-1, 1, 1, 1) * torch.randn(clean.shape, generator=g)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, cfg)
-            loss = F.mse_loss(model(noisy, sig), clean)
+            err = (model(noisy, sig) - clean).square().mean(dim=(1, 2, 3))
+            loss = (loss_weight(sig, cfg) * err).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,0 +1,86 @@
+"""Deblurring: y = k * x, a convolution with a point-spread function k (config ``op=blur``)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from deepinv.physics import Blur as _DeepinvBlur
+from deepinv.physics.functional import filter_fft
+
+from pnp.operator import Operator
+from pnp.operators.kernels import check_fits, make_kernel
+
+BOUNDARIES = ("valid", "circular")
+
+
+class Blur(Operator):
+    """y = k * x, the same kernel on every channel (true convolution, MATLAB orientation).
+
+    - ``boundary='valid'`` (the DAEP/DMSP papers' choice, MATLAB ``conv2(x, k, 'valid')``):
+      y is (H - kh + 1) x (W - kw + 1), no boundary assumption. A^T y = k~ *_full y, the full
+      correlation (``conv2(y, rot90(k, 2), 'full')``). deepinv ``Blur(padding='valid')``.
+      Data step: conjugate gradients on (A^T A / sigma^2 + rho I) x = A^T y / sigma^2 + rho z
+      (``data_step_cg``; deepinv's default CG stops at tol 1e-4 / 50 iterations, too loose).
+      Baseline and init: y padded back to H x W by replicating its border pixels.
+    - ``boundary='circular'`` (DPIR/USRNet, ``scipy.ndimage.convolve(x, k, mode='wrap')``):
+      A = F^-1 diag(F k) F, A^T = F^-1 diag(conj(F k)) F; deepinv ``Blur(padding='circular',
+      use_fft=True)``. Data step in closed form (``circular_data_step`` with factor 1):
+      x = F^-1[(conj(Fk) Fy / sigma^2 + rho Fz) / (|Fk|^2 / sigma^2 + rho)]. Baseline and init: y.
+
+    ``kernel``: a file (.npy, .mat[:key[:index]], .png) or ``gaussian`` (width ``kernel_sigma``),
+    ``box`` or ``motion`` (random trajectory from ``generator``), ``kernel_size`` square.
+    """
+
+    # deepinv physics, a submodule (so .to() moves it); a property because Operator's class
+    # attribute ``physics = None`` would otherwise hide nn.Module's submodule lookup.
+
+    def __init__(self, shape, generator: torch.Generator | None = None, kernel: str = "gaussian",
+                 kernel_size: int = 25, kernel_sigma: float = 1.6, boundary: str = "valid"):
+        super().__init__(shape, generator)
+        self.require(boundary in BOUNDARIES, f"blur.boundary must be one of {', '.join(BOUNDARIES)}, got '{boundary}'")
+        k = make_kernel(kernel, kernel_size, kernel_sigma, generator).to(torch.get_default_dtype())
+        check_fits(k, self.shape)
+        self.boundary = boundary
+        self.kernel_shape = tuple(k.shape)
+        self.physics = _DeepinvBlur(filter=k[None, None], padding=boundary, use_fft=boundary == "circular")
+
+    @property
+    def kernel(self) -> torch.Tensor:
+        return self.physics.filter[0, 0]
+
+    def data_step(self, y, z, rho, sigma):
+        if self.boundary == "circular":
+            return circular_data_step(self.physics.filter, self.A_adjoint(y), z, rho, sigma)
+        # float32 cannot reach a 1e-10 residual: stop earlier there instead of running 500 steps
+        return self.data_step_cg(y, z, rho, sigma, tol=1e-10 if y.dtype == torch.float64 else 1e-6)
+
+    def baseline(self, y: torch.Tensor) -> torch.Tensor:
+        if self.boundary == "circular":
+            return y.clone()
+        kh, kw = self.kernel_shape  # output pixel i sits over image pixel i + (kh - 1) // 2
+        return F.pad(y, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2), mode="replicate")
+
+
+def circular_data_step(filter, adjoint_y, z, rho, sigma, factor: int = 1):
+    """argmin_x ||S (k * x) - y||^2 / (2 sigma^2) + (rho / 2) ||x - z||^2 in closed form.
+
+    k * x is a circular convolution, S keeps pixels 0, s, 2s, ... (s = ``factor``; 1: plain
+    deblurring); ``adjoint_y`` = A^T y. With r = A^T y + alpha z, alpha = rho sigma^2, Woodbury
+    and the aliasing structure of S^T S in Fourier give (Zhao et al. 2016, as in deepinv's
+    ``Downsampling.prox_l2``):
+        x = (r - F^-1[conj(Fk) . tile(mean_s(Fk Fr) / (mean_s(|Fk|^2) + alpha))]) / alpha,
+    mean_s averaging the s x s aliased blocks of the spectrum. The kernel's spectrum is computed
+    here, in the current dtype (deepinv keeps it as a complex buffer, which ``.double()`` leaves
+    in complex64 and ``.to(torch.float64)`` casts to real).
+    """
+    H, W = z.shape[-2:]
+    s = int(factor)
+    spectrum = filter_fft(filter, (H, W), real_fft=False, dims=(-2, -1))
+    alpha = rho * sigma**2
+    r = adjoint_y + alpha * z
+
+    def block_mean(a):  # (..., H, W) -> (..., H/s, W/s): mean over the s x s aliased copies
+        return a.reshape(*a.shape[:-2], s, H // s, s, W // s).mean(dim=(-4, -2))
+
+    ratio = block_mean(spectrum * torch.fft.fft2(r)) / (block_mean(spectrum.abs() ** 2) + alpha)
+    correction = torch.fft.ifft2(spectrum.conj() * ratio.repeat(1, 1, s, s)).real
+    return (r - correction) / alpha

@@ -1,0 +1,24 @@
+"""Denoising: y = x (config ``op=denoise``)."""
+from __future__ import annotations
+
+import torch
+from deepinv.physics import Denoising
+
+from pnp.operator import Operator
+
+
+class Denoise(Operator):
+    """A = A^T = I (deepinv ``Denoising``; its own noise model is not used).
+
+    Data step elementwise: x = (y / sigma^2 + rho z) / (1 / sigma^2 + rho). Baseline and init: y.
+    """
+
+    # deepinv physics, a submodule (so .to() moves it); a property because Operator's class
+    # attribute ``physics = None`` would otherwise hide nn.Module's submodule lookup.
+
+    def __init__(self, shape, generator: torch.Generator | None = None):
+        super().__init__(shape, generator)
+        self.physics = Denoising()
+
+    def baseline(self, y):
+        return y.clone()

@@ -1,0 +1,358 @@
+"""Benchmark suites and folders of images: many problems x many images, batched and resumable.
+
+A suite (config group ``benchmark``, e.g. ``benchmark=deblur_levin``) is a folder of
+ground-truth images times a grid of degradations (operator settings x noise levels), with its
+papers' evaluation protocol (border crop, RGB or Y channel). ``run_suite`` restores every
+(problem, image) pair into ``outdir/<problem>/<image>/`` (a plain ``image=FOLDER`` run, which
+is a suite of one problem, into ``outdir/<image>/``), then writes ``outdir/metrics.json``.
+
+Scale: images of the same size are solved together in batches of ``batch_size`` where the
+prior and solver allow it (``batchable`` class attribute, default true); the rest stream one by
+one. Only the current batch is in memory, so a folder of hundreds of images is fine.
+
+Resume: each (problem, image) folder gets its ``metrics.json`` last, tagged with the job's
+``fingerprint``; a re-run with the same configuration keeps finished pairs and solves the rest.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+from PIL import Image
+
+from pnp.capabilities import Capability
+from pnp.errors import PnPError
+from pnp.io import default_image, list_images, load_image, save_json
+from pnp.metrics import psnr
+from pnp.monitor import Monitor
+from pnp.problem import Problem, make_problem, observation_hash
+from pnp.runner import _means, build_triple, quality, resolve_device, save_outputs, solve_problem
+
+# Keys that change speed or logging, not results: left out of the fingerprint.
+VOLATILE_KEYS = ("progress", "threads", "sweep", "batch_size")
+KERNEL_SUFFIXES = (".npy", ".mat", ".png")
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")
+
+
+@dataclass
+class Task:
+    """One problem of a suite: an operator setting and a noise level, with its protocol."""
+
+    id: str | None  # folder name and table key, e.g. "kernel=levin_1,sigma=2.55"; None: plain run
+    label: str | None  # e.g. "levin_1 σ=2.55"
+    op: dict
+    noise: dict
+    border: int
+    channel: str
+    modcrop: int = 1  # crop the ground truth to a multiple of this (SR's modcrop)
+    crop: int | None = None  # centre-crop the ground truth to at most crop x crop (dense CS)
+
+
+# ----------------------------------------------------------------------------- configuration
+
+def _plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+
+
+def fingerprint(cfg) -> str:
+    """A hash of everything in the job's config that can change its results."""
+    data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False) if isinstance(cfg, DictConfig) \
+        else dict(cfg)
+    for key in VOLATILE_KEYS:
+        data.pop(key, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def apply_threads(cfg) -> None:
+    """``threads=N``: N torch threads in this process (null: torch's default)."""
+    threads = cfg.get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def wants_suite(cfg) -> bool:
+    """True for a benchmark suite or a folder of several images (handled here, not by the runner)."""
+    if cfg.get("benchmark"):
+        return True
+    image = cfg.get("image")
+    return bool(image) and Path(str(image)).is_dir() and len(list_images(image)) > 1
+
+
+def _natural(path: Path):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+def kernel_files(folder, pattern: str | None = None) -> list[Path]:
+    """The kernel files of ``folder`` matching ``pattern`` (default: any .npy/.mat/.png), natural order."""
+    folder = Path(str(folder)).expanduser()
+    if not folder.is_dir():
+        raise PnPError(f"benchmark.kernels: no such folder {folder}")
+    files = sorted((p for p in folder.glob(pattern or "*") if p.is_file() and p.suffix.lower() in KERNEL_SUFFIXES),
+                   key=_natural)
+    if not files:
+        wanted = pattern or ", ".join(KERNEL_SUFFIXES)
+        raise PnPError(f"benchmark.kernels: no kernel files ({wanted}) in folder {folder}")
+    return files
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = str(value)
+    return Path(text).stem if ("/" in text or Path(text).suffix.lower() in KERNEL_SUFFIXES) else text
+
+
+def _label(key: str, value) -> str:
+    name = key.rsplit(".", 1)[-1]
+    if name == "sigma":
+        return f"σ={_short(value)}"
+    if name == "kernel":
+        return _short(value)
+    if name == "scale":
+        return f"x{_short(value)}"
+    return f"{name}={_short(value)}"
+
+
+def _border(spec, op: dict) -> int:
+    """The protocol's border: an int, ``scale`` (SR) or ``half_kernel`` (deblurring)."""
+    if spec in (None, "none"):
+        return 0
+    if spec == "scale":
+        return int(op.get("scale", 0))
+    if spec == "half_kernel":
+        from pnp.operators.kernels import GENERATED, make_kernel
+
+        kernel = op.get("kernel", "gaussian")
+        if kernel in GENERATED:
+            return int(op.get("kernel_size", 0)) // 2
+        return max(make_kernel(kernel).shape) // 2
+    if isinstance(spec, int) or str(spec).isdigit():
+        return int(spec)
+    raise PnPError(f"benchmark.metrics.border must be an integer, 'scale' or 'half_kernel', got '{spec}'")
+
+
+def suite_tasks(cfg) -> list[Task]:
+    """The problems of ``cfg.benchmark``: the product of its grid (kernel files first)."""
+    suite = cfg.benchmark
+    name = suite.get("name", "benchmark")
+    if suite.get("op") and cfg.op.name != suite.op:
+        raise PnPError(f"benchmark {name} runs op={suite.op}; drop op={cfg.op.name} from the command line")
+    axes: dict[str, list] = {}
+    if "kernels" in suite.keys():  # a suite over kernel files (``in suite`` is false while it is ???)
+        try:
+            folder = suite.kernels
+        except MissingMandatoryValue:
+            folder = None
+        if folder is None:
+            raise PnPError(f"benchmark {name} needs benchmark.kernels=DIR, a folder of kernel files "
+                           f"(e.g. ../shared/data/kernels/levin)")
+        axes["op.kernel"] = [str(p) for p in kernel_files(folder, suite.get("kernel_pattern"))]
+    for key, values in _plain(suite.get("grid") or {}).items():
+        if not key.startswith(("op.", "noise.")):
+            raise PnPError(f"benchmark.grid: '{key}' must start with op. or noise.")
+        axes[key] = list(values) if isinstance(values, (list, tuple)) else [values]
+    protocol = _plain(suite.get("metrics") or {})
+    tasks = []
+    for combo in itertools.product(*axes.values()):
+        op, noise = _plain(cfg.op), _plain(cfg.noise)
+        for key, value in zip(axes, combo):
+            group, _, field = key.partition(".")
+            (op if group == "op" else noise)[field] = value
+        settings = list(zip(axes, combo))
+        tasks.append(Task(
+            id=",".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in settings) or name,
+            label=" ".join(_label(k, v) for k, v in settings) or name,
+            op=op, noise=noise,
+            border=_border(protocol.get("border", cfg.metrics.border), op),
+            channel=str(protocol.get("channel", cfg.metrics.channel)),
+            modcrop=int(op.get("scale", 1)) if suite.get("modcrop") else 1,
+            crop=int(suite.crop) if suite.get("crop") else None,
+        ))
+    return tasks
+
+
+def plain_task(cfg) -> Task:
+    return Task(id=None, label=None, op=_plain(cfg.op), noise=_plain(cfg.noise),
+                border=int(cfg.metrics.border), channel=str(cfg.metrics.channel))
+
+
+def suite_images(cfg) -> list[Path]:
+    """``benchmark.images``, else ``image``, else the built-in image."""
+    folder = (cfg.get("benchmark") or {}).get("images") or cfg.get("image")
+    return list_images(folder) if folder else [default_image()]
+
+
+# ----------------------------------------------------------------------------- batches
+
+def batchable(prior, solver, tasks: list[Task]) -> bool:
+    """Whether several images may be solved as one batch.
+
+    A prior or solver says so with a ``batchable`` class attribute. Without one, every pair is
+    batchable except solvers that need a score or a reparametrization (Langevin sampling, DIP
+    fitting: their batch dimension holds one image's chains or network). Poisson noise is never
+    batched: its Gaussian approximation has one sigma per image.
+    """
+    sampling = bool(set(getattr(solver, "requires", ())) & {Capability.SCORE, Capability.REPARAM})
+    return (bool(getattr(solver, "batchable", not sampling)) and bool(getattr(prior, "batchable", True))
+            and all(t.noise.get("name") != "poisson" for t in tasks))
+
+
+def _header_shape(path: Path) -> tuple:
+    """(C, H, W) from the file header, without decoding the pixels."""
+    try:
+        with Image.open(path) as im:
+            return (1 if im.mode in GRAY_MODES else 3, im.size[1], im.size[0])
+    except Exception:  # unreadable: load_image reports it when its turn comes
+        return (0, 0, 0)
+
+
+def chunks(images: list[Path], batch_size: int) -> list[list[tuple[int, Path]]]:
+    """(index, path) lists of at most ``batch_size`` images of one size, in folder order."""
+    groups: dict[tuple, list[tuple[int, Path]]] = {}
+    for i, path in enumerate(images):
+        groups.setdefault(_header_shape(path) if batch_size > 1 else (i,), []).append((i, path))
+    out = []
+    for members in groups.values():
+        out += [members[k:k + batch_size] for k in range(0, len(members), batch_size)]
+    return sorted(out, key=lambda c: c[0][0])
+
+
+class BatchMonitor(Monitor):
+    """The solver monitor, also logging the PSNR and objective of each image of the batch."""
+
+    def __init__(self, problem: Problem, prior, solver, progress: bool, desc: str):
+        super().__init__(total=solver.iterations, x_true=problem.x_true, progress=progress, desc=desc)
+        self.problem, self.prior = problem, prior
+        self.per_image: list[tuple[list, list]] = []
+
+    def __call__(self, step: int, x: torch.Tensor, objective=None) -> None:
+        logged = len(self.rows)
+        super().__call__(step, x, objective)
+        if len(self.rows) == logged:
+            return
+        n = x.shape[0]
+        quality = [None] * n
+        if self.x_true is not None and self.x_true.shape == x.shape:
+            quality = psnr(x.detach(), self.x_true).tolist()
+        values = [None if objective is None else float(objective)] * n
+        if objective is not None and n > 1:
+            energy = self.prior.energy(x)
+            values = [None] * n if energy is None else \
+                (self.problem.data_fidelity(x) + self.prior.weight * energy).tolist()
+        self.per_image.append((quality, values))
+
+    def rows_of(self, i: int) -> list[dict]:
+        return [{"iteration": row["iteration"], "objective": obj[i], "psnr": q[i]}
+                for row, (q, obj) in zip(self.rows, self.per_image)]
+
+
+def _slice_extras(extras: dict, i: int, n: int) -> dict:
+    return {k: v[i:i + 1] if isinstance(v, torch.Tensor) and v.dim() == 4 and v.shape[0] == n and n > 1 else v
+            for k, v in extras.items()}
+
+
+def _done_entry(target: Path, fp: str, task_id) -> dict | None:
+    """The entry of a finished (problem, image) pair of this same configuration, else None."""
+    try:
+        entry = json.loads((target / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if entry.get("fingerprint") != fp or entry.get("problem") != task_id:
+        return None
+    entry.pop("fingerprint")
+    return entry
+
+
+# ----------------------------------------------------------------------------- running
+
+def run_suite(cfg, outdir: str | Path, progress: bool = True) -> dict:
+    """Restore every (problem, image) pair of the suite (or image folder) into ``outdir``."""
+    outdir = Path(outdir)
+    suite = cfg.get("benchmark")
+    device = resolve_device(cfg.get("device", "auto"))
+    prior, solver = build_triple(cfg)  # an incompatible triple fails here, before any work
+    tasks = suite_tasks(cfg) if suite else [plain_task(cfg)]
+    images = suite_images(cfg)
+    batch = int(cfg.get("batch_size") or 1) if batchable(prior, solver, tasks) else 1
+    fp, seed = fingerprint(cfg), int(cfg.seed)
+    stems = [p.stem for p in images]
+    entries: dict[tuple[int, int], dict] = {}
+    for t, task in enumerate(tasks):
+        base = outdir / task.id if task.id else outdir
+        for chunk in chunks(images, batch):
+            todo = []
+            for i, path in chunk:
+                done = _done_entry(base / stems[i], fp, task.id)
+                if done is not None:
+                    entries[t, i] = done
+                else:
+                    todo.append((i, path))
+            for group in _same_shape(todo, task):
+                solved = _solve_group(group, task, prior, solver, cfg, device, progress, base, stems)
+                for (i, _, _), entry in zip(group, solved):
+                    entry["outdir"] = str((base / stems[i]).relative_to(outdir))
+                    if suite:
+                        entry.update(benchmark=suite.get("name"), problem=task.id, problem_label=task.label,
+                                     baseline=suite.get("baseline", "observed"))
+                    save_json({**entry, "fingerprint": fp}, base / stems[i] / "metrics.json")
+                    entries[t, i] = entry
+    ordered = [entries[key] for key in sorted(entries)]
+    result = {"images": ordered, "mean": _means(ordered)}
+    if suite:
+        result = {"benchmark": suite.get("name"), **result, "problems": {
+            task.id: {"label": task.label, "border": task.border, "channel": task.channel,
+                      **_means([entries[t, i] for i in range(len(images))])}
+            for t, task in enumerate(tasks)}}
+    save_json(result, outdir / "metrics.json")
+    return result
+
+
+def prepare(x: torch.Tensor, task: Task) -> torch.Tensor:
+    """The suite's ground truth: centre crop (``crop``), then a multiple of the scale (``modcrop``)."""
+    if task.crop:
+        h, w = x.shape[-2:]
+        top, left = max(0, (h - task.crop) // 2), max(0, (w - task.crop) // 2)
+        x = x[..., top:top + task.crop, left:left + task.crop]
+    if task.modcrop > 1:
+        h, w = x.shape[-2:]
+        x = x[..., :h - h % task.modcrop, :w - w % task.modcrop]
+    return x
+
+
+def _same_shape(todo: list[tuple[int, Path]], task: Task):
+    """Load the images of a chunk; yield lists of (index, path, tensor) of one shape."""
+    groups: dict[tuple, list] = {}
+    for i, path in todo:
+        x = prepare(load_image(path), task)
+        groups.setdefault(tuple(x.shape), []).append((i, path, x))
+    yield from groups.values()
+
+
+def _solve_group(group, task: Task, prior, solver, cfg, device, progress, base: Path,
+                 stems: list[str]) -> list[dict]:
+    """Solve one batch; write each image's outputs; return one entry per image."""
+    x_true = torch.cat([x for _, _, x in group])
+    problem = make_problem(x_true, task.op, task.noise, seed=cfg.seed, device=device)
+    desc = f"{task.label + ' ' if task.label else ''}{group[0][1].name}" + (f" +{len(group) - 1}" if len(group) > 1 else "")
+    monitor = BatchMonitor(problem, prior, solver, progress, desc)
+    x, metrics, _, extras = solve_problem(problem, prior, solver, progress, desc=desc, monitor=monitor)
+    n = len(group)
+    out = []
+    for k, (i, path, _) in enumerate(group):
+        single = Problem(y=problem.y[k:k + 1], op=problem.op, sigma=problem.sigma,
+                         x_true=problem.x_true[k:k + 1], seed=problem.seed)
+        scalars = save_outputs(base / stems[i], x[k:k + 1], single, _slice_extras(extras, k, n), monitor.rows_of(k))
+        out.append({**quality(x[k:k + 1], single, task.border, task.channel),
+                    "seconds": metrics["seconds"] / n, "iterations": metrics["iterations"],
+                    "observation_sha256": observation_hash(single.y), **scalars,
+                    "prior": cfg.prior.name, "op": task.op["name"], "solver": cfg.solver.name,
+                    "image": str(path), "seed": int(cfg.seed), "noise_sigma": problem.sigma * 255.0,
+                    "border": task.border, "channel": task.channel, "batch": n})
+    return out

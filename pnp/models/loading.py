@@ -1,0 +1,215 @@
+"""Load a Gaussian denoiser ``D(x, sigma)`` from a weights file, safely.
+
+``load_denoiser()`` with no argument returns the shipped FFDNet-style model
+(``pnp/weights/denoiser.pt``, trained by ``python -m pnp.train``).  A user path
+may also hold, detected from the state-dict keys and shapes:
+
+* ``ffdnet``: our own weights, or a ``pnp.train`` checkpoint (``denoiser_last.pt``);
+* ``dncnn``: DnCNN (Zhang et al., TIP 2017) in deepinv format (``in_conv``,
+  ``conv_list.i``, ``out_conv``; output ``x + out_conv(...)``) or KAIR/DPIR format
+  (``model.0``, ``model.2``, ...; output ``x - model(x)``, e.g. ``dncnn_color_blind.pth``,
+  ``dncnn_25.pth``).  KAIR weights are remapped to ``deepinv.models.DnCNN`` with the
+  last layer negated, since deepinv adds the residual that KAIR subtracts.
+  DnCNN is blind: ``sigma`` is accepted and ignored.
+* ``drunet``: DRUNet (Zhang et al., "Plug-and-Play Image Restoration with Deep
+  Denoiser Prior", TPAMI 2021); KAIR (``drunet_color.pth``, ``drunet_gray.pth``) and
+  deepinv use the same keys (``m_head``, ``m_down1.*``, ..., ``m_tail``).
+
+Files are always read with ``torch.load(..., weights_only=True)``: pickles that
+need code execution are refused.  Every failure raises ``PnPError`` naming the file.
+Gray models applied to colour input run per channel; colour models applied to gray
+input run on replicated channels and return the channel mean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pnp.errors import PnPError
+from pnp.models.ffdnet import PRECISIONS, FFDNet, sigma_map
+
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "denoiser.pt"
+ARCHS = ("ffdnet", "dncnn", "drunet")
+_WRAPPER_KEYS = ("state_dict", "params_ema", "params", "model", "net")
+
+
+class Denoiser(nn.Module):
+    """Wrap a deepinv denoiser as ``forward(x, sigma)`` with channel handling and precision.
+
+    Args:
+        net: module called as ``net(x, sigma)`` (sigma a (B,) tensor on the [0,1] scale).
+        channels: channels ``net`` expects (1 or 3).
+        precision: "fp32" or "bf16" (autocast bf16 + channels_last).
+    """
+
+    def __init__(self, net: nn.Module, channels: int, precision: str = "fp32"):
+        super().__init__()
+        self.net, self.channels = net, channels
+        self.set_precision(precision)
+
+    def set_precision(self, precision: str) -> "Denoiser":
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision = precision
+        self.net.to(memory_format=torch.channels_last if precision == "bf16" else torch.contiguous_format)
+        return self
+
+    def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        b, c = x.shape[:2]
+        s = sigma_map(sigma, x).view(-1)
+        if c == self.channels:
+            pass
+        elif self.channels == 1:  # gray model, colour input: per channel
+            x, s = x.reshape(b * c, 1, *x.shape[2:]), s.repeat_interleave(c)
+        elif c == 1:  # colour model, gray input: replicate
+            x = x.expand(-1, self.channels, -1, -1)
+        else:
+            raise ValueError(f"expected 1 or {self.channels} channels, got {c}")
+        x = x.float()
+        ctx = contextlib.nullcontext()
+        if self.precision == "bf16":
+            x = x.contiguous(memory_format=torch.channels_last)
+            ctx = torch.autocast(device_type=x.device.type, dtype=torch.bfloat16)
+        with ctx:
+            out = self.net(x, s)
+        out = out.float().contiguous()
+        if c == self.channels:
+            return out
+        if self.channels == 1:
+            return out.reshape(b, c, *out.shape[2:])
+        return out.mean(dim=1, keepdim=True)
+
+
+def _first(e: Exception, n: int = 2, limit: int = 300) -> str:
+    """The first ``n`` lines of an exception message, on one line."""
+    msg = " ".join(line.strip() for line in str(e).strip().splitlines()[:n]) or type(e).__name__
+    return msg[:limit]
+
+
+def _read(path: Path) -> dict:
+    """torch.load(weights_only=True) and unwrap to a flat {name: tensor} dict (plus arch hint)."""
+    if not path.is_file():
+        raise PnPError(f"weights file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise PnPError(f"cannot load {path} with weights_only=True (corrupt file, or a pickle "
+                       f"that needs code execution, which is refused): {_first(e)}") from None
+    hint = obj.get("arch") if isinstance(obj, dict) and isinstance(obj.get("arch"), dict) else None
+    for _ in range(2):  # e.g. {"state_dict": {...}} or a pnp.train checkpoint {"model": {...}}
+        if isinstance(obj, dict):
+            inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
+            if inner is not None and not all(isinstance(v, torch.Tensor) for v in obj.values()):
+                obj = inner
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise PnPError(f"{path} does not hold a state dict of tensors")
+    sd = {re.sub(r"^(module\.)+", "", k): v for k, v in obj.items()}
+    if hint is not None:
+        sd["__arch__"] = hint
+    return sd
+
+
+def detect_arch(sd: dict) -> str:
+    """Architecture family from the state-dict keys."""
+    if "body.0.weight" in sd:
+        return "ffdnet"
+    if "m_head.weight" in sd and "m_tail.weight" in sd:
+        return "drunet"
+    if "in_conv.weight" in sd or "model.0.weight" in sd:
+        return "dncnn"
+    raise PnPError("unknown architecture (expected FFDNet 'body.*', DnCNN 'in_conv'/'model.0', "
+                   f"or DRUNet 'm_head' keys; first keys: {list(sd)[:4]})")
+
+
+def _conv_indices(sd: dict, prefix: str) -> list[int]:
+    return sorted(int(m.group(1)) for k in sd if (m := re.fullmatch(re.escape(prefix) + r"(\d+)\.weight", k)))
+
+
+def _build_ffdnet(sd: dict):
+    idx = _conv_indices(sd, "body.")
+    w0 = sd["body.0.weight"]
+    net = FFDNet(depth=len(idx), width=w0.shape[0], channels=(w0.shape[1] - 1) // 4)
+    return net, sd
+
+
+def _build_dncnn(sd: dict):
+    import deepinv
+
+    if "model.0.weight" in sd:  # KAIR layout -> deepinv layout
+        if any(k.endswith("running_mean") for k in sd):
+            raise PnPError("KAIR DnCNN with BatchNorm layers is not supported (use a BN-merged model)")
+        idx = _conv_indices(sd, "model.")
+        names = ["in_conv"] + [f"conv_list.{i}" for i in range(len(idx) - 2)] + ["out_conv"]
+        new = {}
+        for name, i in zip(names, idx):
+            for p in ("weight", "bias"):
+                if f"model.{i}.{p}" in sd:
+                    v = sd[f"model.{i}.{p}"]
+                    new[f"{name}.{p}"] = -v if name == "out_conv" else v
+        extra = set(sd) - {f"model.{i}.{p}" for i in idx for p in ("weight", "bias")}
+        if extra:
+            raise PnPError(f"unexpected keys for a KAIR DnCNN: {sorted(extra)[:3]}")
+        sd = new
+    depth = 2 + len(_conv_indices(sd, "conv_list."))
+    w = sd["in_conv.weight"]
+    net = deepinv.models.DnCNN(in_channels=w.shape[1], out_channels=sd["out_conv.weight"].shape[0],
+                               depth=depth, bias="in_conv.bias" in sd, nf=w.shape[0], pretrained=None)
+    return Denoiser(net, channels=w.shape[1]), sd
+
+
+def _build_drunet(sd: dict):
+    import deepinv
+
+    nb = max(_conv_indices(sd, "m_down1."), default=None)
+    if nb is None:
+        raise PnPError("DRUNet state dict lacks the m_down1 downsampling layer")
+    nc = tuple(sd[k].shape[0] for k in ("m_head.weight", f"m_down1.{nb}.weight", f"m_down2.{nb}.weight",
+                                        f"m_down3.{nb}.weight"))
+    cin, cout = sd["m_head.weight"].shape[1] - 1, sd["m_tail.weight"].shape[0]
+    net = deepinv.models.DRUNet(in_channels=cin, out_channels=cout, nc=nc, nb=nb, pretrained=None)
+    return Denoiser(net, channels=cin), sd
+
+
+_BUILDERS = {"ffdnet": _build_ffdnet, "dncnn": _build_dncnn, "drunet": _build_drunet}
+
+
+def load_denoiser(weights=None, arch: str | None = None, device="cpu", precision: str = "fp32") -> nn.Module:
+    """Return a denoiser module ``D(x, sigma)`` in eval mode, parameters frozen.
+
+    Args:
+        weights: path to a weights file; None = shipped ``pnp/weights/denoiser.pt``.
+        arch: "ffdnet", "dncnn" or "drunet"; None = detect from the keys.
+        device: torch device.  precision: "fp32" or "bf16" (autocast + channels_last).
+    """
+    path = Path(weights) if weights is not None else SHIPPED_WEIGHTS
+    if weights is None and not path.exists():
+        raise PnPError(f"no shipped denoiser weights at {path} yet; train with `python -m pnp.train` "
+                       "then `python -m pnp.train mode=export`, or pass a weights file")
+    if precision not in PRECISIONS:
+        raise PnPError(f"precision={precision!r} must be one of {PRECISIONS}")
+    sd = _read(path)
+    sd.pop("__arch__", None)
+    try:
+        found = detect_arch(sd)
+    except PnPError as e:
+        raise PnPError(f"{path}: {e}") from None
+    if arch is not None and arch != found:
+        if arch not in ARCHS:
+            raise PnPError(f"unknown arch={arch!r}; choose one of {ARCHS}")
+        raise PnPError(f"{path} holds a {found} state dict, not {arch}")
+    try:
+        model, sd = _BUILDERS[found](sd)
+        target = model.net if isinstance(model, Denoiser) else model
+        target.load_state_dict(sd, strict=True)
+    except PnPError as e:
+        raise PnPError(f"{path}: {e}") from None
+    except (RuntimeError, KeyError, ValueError, IndexError) as e:
+        raise PnPError(f"{path}: state dict does not fit a {found} model: {_first(e)}") from None
+    model.set_precision(precision)
+    model.eval().requires_grad_(False)
+    return model.to(device)

@@ -1,0 +1,111 @@
+"""What the learned priors (daep, dmsp, red, denoiser) share: the denoiser D(x, sigma).
+
+``LearnedPrior`` loads D once per (weights, precision, device) with
+``pnp.models.loading.load_denoiser`` (config ``prior.denoiser: {weights, precision}``; weights
+null = the shipped ``pnp/weights/denoiser.pt``), draws the priors' noise eta from a generator
+seeded by the problem's seed, and keeps a one-entry cache of the last network call, keyed by
+the identity and version of its input tensor: the solvers evaluate the objective (``energy``)
+at the new iterate and then the gradient/prox at that same tensor, so the two share one call
+and an iteration costs the network calls of the algorithm only.
+
+Noise levels in configs are on the 0-255 scale (as in the papers); D works on [0, 1] images
+with sigma / 255.
+"""
+from __future__ import annotations
+
+import torch
+
+from pnp.errors import PnPError
+from pnp.prior import Prior
+
+PRECISIONS = ("fp32", "bf16")
+DENOISER_KEYS = ("weights", "precision", "arch")
+NOISE_STREAM = 7  # the problem draws its observation from streams 1 and 2 of the same seed
+_LOADED: dict = {}
+
+
+def load_network(weights=None, precision: str = "fp32", arch=None, device="cpu") -> torch.nn.Module:
+    """``load_denoiser`` memoised per (weights, precision, arch, device): a folder of images loads it once."""
+    from pnp.models.loading import load_denoiser
+
+    key = (None if weights is None else str(weights), precision, arch, str(device))
+    if key not in _LOADED:
+        try:
+            _LOADED[key] = load_denoiser(weights, arch=arch, device=device, precision=precision)
+        except PnPError as err:
+            raise PnPError(f"prior.denoiser.weights: {err}") from None
+    return _LOADED[key]
+
+
+def positive(name: str, value, allow_zero: bool = False) -> float:
+    """``value`` as a float, or a one-line PnPError naming the config key."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise PnPError(f"{name} must be a number, got {value!r}") from None
+    if not (v >= 0 if allow_zero else v > 0) or v != v or v == float("inf"):
+        raise PnPError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    return v
+
+
+def at_least_one(name: str, value) -> int:
+    if int(value) != value or int(value) < 1:
+        raise PnPError(f"{name} must be an integer >= 1, got {value}")
+    return int(value)
+
+
+class LearnedPrior(Prior):
+    """A prior built on a Gaussian denoiser ``D(x, sigma)`` (x in [0, 1], sigma on [0, 1])."""
+
+    def __init__(self, weight: float = 1.0, denoiser: dict | None = None):
+        super().__init__(weight)
+        cfg = {"weights": None, "precision": "fp32", "arch": None, **dict(denoiser or {})}
+        unknown = sorted(set(cfg) - set(DENOISER_KEYS))
+        if unknown:
+            raise PnPError(f"prior.denoiser: unknown key(s) {', '.join(unknown)}; known: {', '.join(DENOISER_KEYS)}")
+        if cfg["precision"] not in PRECISIONS:
+            raise PnPError(f"prior.denoiser.precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
+        self.denoiser_cfg = cfg
+        self.net = None  # D; loaded in setup, or injected with set_network
+        self._seed, self._generators = 0, []
+        self._cache = None
+
+    def set_network(self, net: torch.nn.Module) -> "LearnedPrior":
+        """Use ``net`` (any module ``net(x, sigma)``) as D instead of loading the configured weights."""
+        self.net = net
+        return self
+
+    def check(self, problem) -> None:
+        """Raise a one-line PnPError if the prior cannot serve ``problem`` (before any loading)."""
+
+    def setup(self, problem) -> None:
+        self.check(problem)
+        if self.net is None:
+            self.net = load_network(self.denoiser_cfg["weights"], self.denoiser_cfg["precision"],
+                                    self.denoiser_cfg["arch"], problem.y.device)
+        self._seed, self._generators = int(problem.seed) * 1_000_003 + NOISE_STREAM, []
+        self._cache = None
+
+    def generator(self, i: int = 0) -> torch.Generator:
+        """The noise generator of batch element ``i``: all seeded alike, so an image draws the same
+        noise whether it is solved alone or in a batch."""
+        while len(self._generators) <= i:
+            self._generators.append(torch.Generator().manual_seed(self._seed))
+        return self._generators[i]
+
+    def noise(self, like: torch.Tensor, sigma: float) -> torch.Tensor:
+        """eta ~ N(0, sigma^2 I) shaped like ``like``, drawn on the CPU (same draws on every device)."""
+        eta = torch.stack([torch.randn(like.shape[1:], generator=self.generator(i)) for i in range(like.shape[0])])
+        return (sigma * eta).to(like.device, like.dtype)
+
+    def cached(self, x: torch.Tensor, compute):
+        """``compute()`` for input ``x``, reused while ``x`` is the same, unmodified tensor."""
+        c = self._cache
+        if c is not None and c[0] is x and c[1] == x._version:
+            return c[2]
+        value = compute()
+        self._cache = (x, x._version, value)
+        return value
+
+    def forget(self) -> None:
+        self._cache = None

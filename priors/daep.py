@@ -1,0 +1,115 @@
+"""Deep autoencoding prior, DAEP (Bigdeli & Zwicker, "Image Restoration using Autoencoding
+Priors", VISAPP 2018, arXiv:1703.09964; code: github.com/siavashBigdeli/DAEP, DAEPDeblur.m
+and DAEPSR.m).
+
+A denoising autoencoder A trained at noise level sigma (25 on the 0-255 scale) has
+A(x) - x proportional to the mean-shift vector, so the prior energy is the distance to the
+local mean, ||A(x) - x||^2. With the noisy-input trick (Eq. 8) the prior term is evaluated at
+x + eta, eta ~ N(0, sigma^2 I), redrawn each iteration:
+
+    R(x)  = 1/2 ||x - A(x + eta)||^2
+    g_p   = grad R = r - J_A(x + eta)^T r,      r = x - A(x + eta)
+            (one forward pass and one vector-Jacobian product through the network)
+    g_d   = K^T (K x - y)
+    g     = w g_p + (1 - w) g_d,   w = (gamma / s^2) / (gamma / s^2 + 1 / sigma_d^2),  s = sqrt(2) sigma
+
+with gamma = 27.5 (the code's 6.875 x 4), i.e. E(x) = ||Kx - y||^2 / (2 sigma_d^2) + (gamma / s^2) R(x):
+``weight`` = gamma / s^2. The authors iterate x <- P_[0,255](x + v), v <- 0.9 v - 0.1 g for
+300 iterations (``solver=gd`` step 0.1, momentum 0.9). Deblurring starts from the observation
+padded by replication (``op=blur op.boundary=valid``) and zeroes g_p on that padded border of
+floor(k/2) pixels (DAEPDeblur.m; ``mask_border``). Noise-free super-resolution
+(sigma_d = 0, DAEPSR.m) starts from bicubic upsampling and uses w = 1 / sqrt(t) at iteration t
+(``schedule``), with the data gradient ``sr_data_grad``:
+``bicubic`` = bicubic upsampling of the residual, U(Kx - y), as the authors' code does, or
+``adjoint`` = s^2 K^T(Kx - y), the true gradient scaled by the area factor s^2 so that its
+magnitude matches U's (K^T of an s-fold antialiased downsampling is about U / s^2).
+
+On [0, 1] images: eta and sigma are divided by 255, and so are sigma_d and s, which leaves
+w unchanged; g_p and g_d are linear in the image scale, so step 0.1 is the authors' step.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from pnp.capabilities import Capability
+from pnp.errors import PnPError
+from pnp.priors._denoiser_mixin import LearnedPrior, positive
+
+SCHEDULES = ("auto", "fixed", "inv_sqrt")
+SR_DATA_GRADS = ("bicubic", "adjoint")
+
+
+class DAEP(LearnedPrior):
+    provides = frozenset({Capability.GRADIENT})
+
+    def __init__(self, sigma: float = 25.0, gamma: float = 27.5, schedule: str = "auto",
+                 sr_data_grad: str = "bicubic", mask_border: bool = True, denoiser: dict | None = None):
+        self.sigma = positive("prior.sigma", sigma) / 255.0
+        self.gamma = positive("prior.gamma", gamma)
+        if schedule not in SCHEDULES:
+            raise PnPError(f"prior.schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+        if sr_data_grad not in SR_DATA_GRADS:
+            raise PnPError(f"prior.sr_data_grad must be one of {', '.join(SR_DATA_GRADS)}, got {sr_data_grad!r}")
+        self.s2 = 2 * self.sigma**2  # s^2 = (sqrt(2) sigma)^2
+        super().__init__(weight=self.gamma / self.s2, denoiser=denoiser)
+        self.schedule, self.sr_data_grad, self.mask_border = schedule, sr_data_grad, bool(mask_border)
+        self.problem, self._ab, self.inv_sqrt, self.is_sr, self.mask = None, None, False, False, None
+
+    def setup(self, problem) -> None:
+        super().setup(problem)
+        self.problem, self._ab = problem, None
+        self.inv_sqrt = self.schedule == "inv_sqrt" or (self.schedule == "auto" and problem.sigma == 0)
+        self.is_sr = hasattr(problem.op, "scale")
+        self.mask = None
+        if self.mask_border and getattr(problem.op, "boundary", None) == "valid":
+            bh, bw = (k // 2 for k in problem.op.kernel_shape)
+            self.mask = torch.zeros_like(problem.op.init(problem.y[:1]))
+            self.mask[..., bh:self.mask.shape[-2] - bh, bw:self.mask.shape[-1] - bw] = 1
+
+    def balance(self, x, problem, step):
+        """(1 - w, w): w = 1 / sqrt(t) (noise-free SR), else (gamma/s^2) / (gamma/s^2 + 1/sigma_d^2)."""
+        if self.inv_sqrt:
+            w = 1.0 / math.sqrt(max(step, 1))
+        else:
+            w = self.weight / (self.weight + 1.0 / problem.sigma_eff**2)
+        self._ab = (1.0 - w, w)
+        return self._ab
+
+    def residual(self, x: torch.Tensor, eta: torch.Tensor | None = None):
+        """(x', D(x' + eta), eta) with x' a leaf copy of x that requires grad (for the VJP)."""
+        def compute():
+            e = self.noise(x, self.sigma) if eta is None else eta
+            with torch.enable_grad():
+                xi = x.detach().requires_grad_(True)
+                return xi, self.net(xi + e, self.sigma), e
+        return compute() if eta is not None else self.cached(x, compute)
+
+    def energy(self, x: torch.Tensor, eta: torch.Tensor | None = None) -> torch.Tensor:
+        """R(x) = ||x - D(x + eta)||^2 / 2 per batch element (eta: this iteration's draw)."""
+        xi, out, _ = self.residual(x, eta)
+        return 0.5 * (xi - out).detach().pow(2).flatten(1).sum(1)
+
+    def grad(self, x: torch.Tensor, step: int = 0, eta: torch.Tensor | None = None) -> torch.Tensor:
+        """g_p = r - J^T r at x + eta (Eq. 8), by one vector-Jacobian product."""
+        xi, out, _ = self.residual(x, eta)
+        self.forget()  # the next iteration draws a new eta
+        r = (xi - out).detach()
+        (jtr,) = torch.autograd.grad(out, xi, grad_outputs=r)
+        g = r - jtr
+        if self.mask is not None:
+            g = g * self.mask
+        if self.is_sr and self._ab is not None and self._ab[1] > 0:
+            g = g + self._sr_correction(x)
+        return g
+
+    def _sr_correction(self, x: torch.Tensor) -> torch.Tensor:
+        """(a / b) (M r - K^T r): the gd solver's a K^T r + b g becomes a M r + b g_p, with
+        M = bicubic upsampling (authors) or s^2 K^T (``sr_data_grad``)."""
+        a, b = self._ab
+        op = self.problem.op
+        r = op.A(x) - self.problem.y
+        adjoint = op.A_adjoint(r)
+        target = op.baseline(r) if self.sr_data_grad == "bicubic" else op.scale**2 * adjoint
+        return (a / b) * (target - adjoint)

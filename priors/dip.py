@@ -1,0 +1,154 @@
+"""Deep Image Prior (Ulyanov, Vedaldi & Lempitsky, "Deep Image Prior", CVPR 2018 / IJCV 2020).
+
+The image is the output of an untrained network with a fixed random input, x = f_theta(z); the
+``dip`` solver fits theta to the observation, min_theta ||A f_theta(z) - y||^2. The network's
+structure, not training data, is the prior: it fits natural images before noise, so stopping
+early (and averaging) regularises.
+
+Network: the authors' "skip" encoder-decoder (``models/skip.py`` of
+github.com/DmitryUlyanov/deep-image-prior, built as their denoising and super-resolution notebooks
+build it: ``get_net(32, 'skip', 'reflection', skip_n33d=128, skip_n33u=128, skip_n11=4,
+num_scales=5, upsample_mode='bilinear')``). At each of the 5 scales, from the input h:
+
+    down(h)  = LReLU(BN(conv3x3(LReLU(BN(conv3x3_stride2(h))))))
+    skip(h)  = LReLU(BN(conv1x1(h)))                                   (4 channels)
+    level(h) = LReLU(BN(conv1x1(LReLU(BN(conv3x3(BN([skip(h), up2(level'(down(h)))])))))))
+
+with level' the next scale (the identity below the deepest), up2 bilinear upsampling, every
+convolution reflection-padded, LeakyReLU slope 0.2; x = sigmoid(conv1x1(level(z))). z has 32
+channels drawn from U(0, 0.1) (their ``get_noise(32, 'noise', size)``, var = 1/10).
+Inpainting uses their inpainting notebook's network instead: 128 skip channels and nearest
+upsampling (``kate.png``, ``peppers.png``).
+
+The network runs on z padded up to a multiple of 2^scales (the authors crop images to a
+multiple of 32) and its output is cropped back to the image size.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+from torch import nn
+
+from pnp.capabilities import Capability
+from pnp.errors import PnPError
+from pnp.prior import Prior
+from pnp.registry import OPERATORS
+
+# Per operator (registry name): the authors' network choices that differ from the default.
+NETWORK_DEFAULTS = {"skip_channels": 4, "upsample": "bilinear"}
+NETWORK_BY_TASK = {"inpaint": {"skip_channels": 128, "upsample": "nearest"}}
+
+
+def operator_name(op) -> str | None:
+    """The registry name of an operator (``op.name`` if it has one), for per-task defaults."""
+    name = getattr(op, "name", None)
+    if isinstance(name, str):
+        return name
+    for candidate in OPERATORS.names():
+        try:
+            if OPERATORS.get(candidate) is type(op):
+                return candidate
+        except PnPError:  # an entry that does not import (yet) cannot be this operator
+            continue
+    return None
+
+
+def conv_bn_act(cin: int, cout: int, kernel: int, stride: int = 1) -> list[nn.Module]:
+    """[reflection pad, conv, batch norm, LeakyReLU(0.2)]: the authors' conv -> bn -> act."""
+    pad = [nn.ReflectionPad2d((kernel - 1) // 2)] if kernel > 1 else []
+    return [*pad, nn.Conv2d(cin, cout, kernel, stride), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2)]
+
+
+class SkipLevel(nn.Module):
+    """One scale of the skip network: concat(skip(h), up2(deeper(down(h)))) -> BN -> conv3x3 -> conv1x1."""
+
+    def __init__(self, cin: int, channels: int, skip: int, depth: int, upsample: str):
+        super().__init__()
+        self.skip = nn.Sequential(*conv_bn_act(cin, skip, 1)) if skip else None
+        self.down = nn.Sequential(*conv_bn_act(cin, channels, 3, stride=2), *conv_bn_act(channels, channels, 3))
+        self.deeper = SkipLevel(channels, channels, skip, depth - 1, upsample) if depth > 1 else nn.Identity()
+        self.upsample = nn.Upsample(scale_factor=2, mode=upsample)
+        self.up = nn.Sequential(nn.BatchNorm2d(skip + channels), *conv_bn_act(skip + channels, channels, 3),
+                                *conv_bn_act(channels, channels, 1))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        deep = self.upsample(self.deeper(self.down(h)))
+        return self.up(deep if self.skip is None else torch.cat([self.skip(h), deep], 1))
+
+
+class SkipNet(nn.Sequential):
+    """The authors' ``skip`` network: ``scales`` levels of ``channels`` channels, sigmoid output."""
+
+    def __init__(self, cin: int = 32, cout: int = 3, channels: int = 128, skip: int = 4, scales: int = 5,
+                 upsample: str = "bilinear"):
+        super().__init__(SkipLevel(cin, channels, skip, scales, upsample), nn.Conv2d(channels, cout, 1), nn.Sigmoid())
+
+
+class DeepImagePrior(Prior):
+    """x = f_theta(z): the skip network and its fixed input z, built for the problem in ``setup``.
+
+    ``skip_channels`` and ``upsample`` null take the per-task values of the authors' notebooks
+    (``NETWORK_BY_TASK``). ``precision: bf16`` runs the network under bfloat16 autocast with
+    channels_last tensors (the loss and the output stay float32).
+    """
+
+    provides = frozenset({Capability.REPARAM})
+
+    def __init__(self, input_channels: int = 32, input_scale: float = 0.1, channels: int = 128,
+                 skip_channels: int | None = None, scales: int = 5, upsample: str | None = None,
+                 precision: str = "fp32", weight: float = 1.0):
+        super().__init__(weight)
+        if min(input_channels, channels, scales) < 1:
+            raise PnPError("prior.input_channels, prior.channels and prior.scales must be at least 1")
+        if upsample not in (None, "bilinear", "nearest"):
+            raise PnPError(f"prior.upsample must be bilinear or nearest, got {upsample}")
+        if precision not in ("fp32", "bf16"):
+            raise PnPError(f"prior.precision must be fp32 or bf16, got {precision}")
+        self.input_channels, self.input_scale = int(input_channels), float(input_scale)
+        self.channels, self.skip_channels, self.scales = int(channels), skip_channels, int(scales)
+        self.upsample, self.precision = upsample, precision
+        self.net: SkipNet | None = None
+        self.register_buffer("z", None)
+        self.size: tuple[int, int] = (0, 0)
+
+    @property
+    def min_size(self) -> int:
+        """The smallest side: 2 x 2 pixels at the deepest scale (reflection padding needs 2)."""
+        return 2 ** (self.scales + 1)
+
+    def setup(self, problem) -> None:
+        """Build the network (seeded by ``problem.seed``) and draw z ~ U(0, input_scale) for its image size."""
+        channels, height, width = problem.op.shape
+        if min(height, width) < self.min_size:
+            raise PnPError(f"prior dip: the image is {height}x{width}, smaller than the {self.min_size}x"
+                           f"{self.min_size} minimum of its {self.scales} scales; use a larger image or "
+                           f"fewer prior.scales")
+        task = {**NETWORK_DEFAULTS, **NETWORK_BY_TASK.get(operator_name(problem.op), {})}
+        skip = task["skip_channels"] if self.skip_channels is None else int(self.skip_channels)
+        upsample = self.upsample or task["upsample"]
+        step = 2**self.scales
+        padded = (math.ceil(height / step) * step, math.ceil(width / step) * step)
+        generator = torch.Generator().manual_seed(int(problem.seed))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(problem.seed))
+            net = SkipNet(self.input_channels, channels, self.channels, skip, self.scales, upsample)
+        z = torch.rand(1, self.input_channels, *padded, generator=generator) * self.input_scale
+        memory = torch.channels_last if self.precision == "bf16" else torch.contiguous_format
+        self.net = net.to(problem.y.device, memory_format=memory)
+        self.z = z.to(problem.y.device)
+        self.size = (height, width)
+
+    def generator(self, z: torch.Tensor | None = None) -> torch.Tensor:
+        """x = f_theta(z) (z defaults to the fixed input), cropped to the image size, float32."""
+        if self.net is None:
+            raise PnPError("prior dip: setup(problem) must run before generator()")
+        z = self.z if z is None else z
+        context = contextlib.nullcontext()
+        if self.precision == "bf16":
+            z = z.contiguous(memory_format=torch.channels_last)
+            context = torch.autocast(device_type=z.device.type, dtype=torch.bfloat16)
+        with context:
+            out = self.net(z)
+        return out[..., : self.size[0], : self.size[1]].float().contiguous()

@@ -1,0 +1,43 @@
+"""RED's fixed-point iteration (Romano, Elad & Milanfar, SIAM J. Imaging Sci. 2017, Sec. 5.2),
+with a step size.
+
+RED solves A^T(Ax - y) / s^2 + lambda grad R(x) = 0 with D(x) := x - grad R(x) by
+(A^T A / s^2 + lambda I) x_{k+1} = A^T y / s^2 + lambda D(x_k). With a step gamma:
+
+    x_{k+1} = argmin_x ||Ax - y||^2 / (2 s^2) + (lambda / (2 gamma)) ||x - (x_k - gamma grad R(x_k))||^2
+            = problem.data_step(x_k - gamma grad R(x_k), rho = lambda / gamma)
+
+gamma = 1 is RED's iteration. It is forward-backward splitting (gradient step on lambda R,
+proximal step on the data term, step gamma / lambda), which converges for gamma < 2 / L_R,
+L_R the Lipschitz constant of grad R (<= 1 for RED's denoiser residual; 8 / eps for smoothed TV).
+"""
+from __future__ import annotations
+
+import torch
+
+from pnp.capabilities import Capability
+from pnp.errors import PnPError
+from pnp.solver import Solver
+
+
+class FixedPoint(Solver):
+    requires = frozenset({Capability.GRADIENT})
+
+    def __init__(self, iterations: int = 100, step: float = 1.0):
+        super().__init__(iterations)
+        if step <= 0:
+            raise PnPError(f"solver.step must be > 0, got {step}")
+        self.step = float(step)
+
+    @torch.no_grad()
+    def solve(self, problem, prior, monitor) -> torch.Tensor:
+        monitor.step_param = "solver.step"
+        x = problem.op.init(problem.y)
+        monitor.start(self.objective(problem, prior, x))
+        rho = prior.weight / self.step
+        for k in range(1, self.iterations + 1):
+            x = problem.data_step(x - self.step * prior.grad(x, k), rho)
+            monitor(k, x, self.objective(problem, prior, x))
+            if monitor.should_stop:
+                break
+        return x

@@ -1,0 +1,60 @@
+"""Half-quadratic splitting with a decreasing noise schedule (Zhang et al., DPIR, TPAMI 2021,
+Alg. 1; code: cszn/DPIR utils_pnp.get_rho_sigma, main_dpir_deblur.py):
+
+    sigma_k = logspace(sigma_start, sigma_end, K)                   (0-255 units, / 255)
+    rho_k   = lam / sigma_k^2
+    x_k     = argmin_x ||Ax - y||^2 / (2 s^2) + (rho_k / 2) ||x - z_{k-1}||^2   (data_step)
+    z_k     = prox_R(x_k, tau = lam / rho_k = sigma_k^2)            (a denoiser: D(x_k, sigma_k))
+
+This is HQS on ||Ax - y||^2 / (2 s^2) + lam R(x). DPIR writes the data step unnormalised,
+argmin ||y - Hx||^2 + alpha_k ||x - z||^2 with alpha_k = lam s^2 / sigma_k^2 (lam = 0.23,
+s = max(noise, 0.255/255)); dividing by 2 s^2 gives rho_k = alpha_k / s^2 = lam / sigma_k^2.
+``lam`` null means the prior's weight (a denoiser prior carries DPIR's 0.23); ``sigma_end``
+null means the noise level sigma_eff (DPIR: modelSigma2 = the noise level). z_0 = op.init(y)
+(DPIR starts from the blurred y). Returns z_K.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from pnp.capabilities import Capability
+from pnp.errors import PnPError
+from pnp.solver import Solver
+
+
+class HQS(Solver):
+    requires = frozenset({Capability.PROX})
+
+    def __init__(self, iterations: int = 8, sigma_start: float = 49.0, sigma_end: float | None = None,
+                 lam: float | None = None):
+        super().__init__(iterations)
+        if sigma_start <= 0 or (sigma_end is not None and sigma_end <= 0):
+            raise PnPError(f"solver.sigma_start and solver.sigma_end must be > 0 (0-255 units), "
+                           f"got {sigma_start} and {sigma_end}")
+        if lam is not None and lam <= 0:
+            raise PnPError(f"solver.lam must be > 0, got {lam}")
+        self.sigma_start, self.sigma_end, self.lam = float(sigma_start), sigma_end, lam
+
+    def schedule(self, problem) -> list[float]:
+        """sigma_k on the [0, 1] scale, log-spaced from sigma_start to sigma_end."""
+        start = self.sigma_start / 255.0
+        end = self.sigma_end / 255.0 if self.sigma_end is not None else problem.sigma_eff
+        if self.iterations == 1:
+            return [end]
+        ratio = math.log(end / start) / (self.iterations - 1)
+        return [start * math.exp(ratio * k) for k in range(self.iterations)]
+
+    @torch.no_grad()
+    def solve(self, problem, prior, monitor) -> torch.Tensor:
+        monitor.step_param = "solver.sigma_start"
+        lam = float(self.lam) if self.lam is not None else prior.weight
+        z = problem.op.init(problem.y)
+        for k, sigma in enumerate(self.schedule(problem), start=1):
+            x = problem.data_step(z, lam / sigma**2)
+            z = prior.prox(x, sigma**2)
+            monitor(k, z, self.objective(problem, prior, z))
+            if monitor.should_stop:
+                break
+        return z

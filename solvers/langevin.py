@@ -1,0 +1,195 @@
+"""Posterior sampling with the score of a denoiser (config ``solver=langevin``; prior ``score``).
+
+``variant: annealed``: annealed Langevin dynamics (Song & Ermon, "Generative Modeling by
+Estimating Gradients of the Data Distribution", NeurIPS 2019, Alg. 1), conditioned on y.
+Geometric noise levels sigma_1 > ... > sigma_L (``sigma_max`` to ``sigma_min``), T steps each:
+
+    alpha_i = eps sigma_i^2 / sigma_L^2
+    x <- x + alpha_i [ s(x, sigma_i) + A^T (y - A x) / (sigma_y^2 + sigma_i^2) ] + sqrt(2 alpha_i) z
+
+from x ~ U(0, 1); s(x, sigma) = (D(x, sigma) - x) / sigma^2 is the prior's score and the
+likelihood of y is taken at the noise of x plus the noise of y (as in Jalal et al. 2021).
+
+``variant: kadkhodaie``: stochastic coarse-to-fine ascent (Kadkhodaie & Simoncelli, "Stochastic
+solutions for linear inverse problems using the prior implicit in a denoiser", NeurIPS 2021,
+Alg. 2). With P the data step of the operator (``problem.data_step``, the MAP combination of
+an image with y; for noise-free y the projection onto {x : A x = y}, the paper's
+(I - M M^T) v + M x^c):
+
+    h_t     = h0 t / (1 + h0 (t - 1))
+    d_t     = P(D(x, sigma_{t-1}); rho = 1 / sigma_{t-1}^2) - x       (the paper's (I - MM^T) f + M(x^c - M^T x))
+    sigma_t = ||d_t|| / sqrt(N)
+    gamma_t = sigma_t sqrt((1 - beta h_t)^2 - (1 - h_t)^2)
+    x      <- x + h_t d_t + gamma_t z,   until sigma_t <= sigma_L
+
+from x ~ N(P(0.5), sigma_0^2 I); each sample stops on its own.
+
+Both run ``samples`` = K chains as one batch, from a generator seeded by ``problem.seed``, and
+return their mean (the MMSE estimate). ``outputs``: ``samples`` (K x C x H x W), ``uncertainty``
+(the per-pixel standard deviation over the samples, averaged over channels, as a colour map),
+``uncertainty_scale`` (the standard deviation at the top of the colour map: its 99th
+percentile), and, when the ground truth is known, ``psnr_single_sample_mean`` and
+``uncertainty_error_correlation`` (Pearson, per pixel, between that standard deviation and the
+absolute error of the mean).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from pnp.capabilities import Capability
+from pnp.errors import PnPError
+from pnp.metrics import psnr
+from pnp.priors.dip import operator_name
+from pnp.solver import Solver
+from pnp.solvers.dip import set_total
+
+# Annealed Langevin: eps, L, T per operator (registry name), tuned with benchmarks/dip_sampler.py.
+SCHEDULE_BY_TASK: dict[str, dict] = {}
+SCHEDULE_DEFAULT = {"eps": 2e-5, "levels": 10, "steps": 100}  # Song & Ermon 2019 (CIFAR-10)
+KADKHODAIE_MAX_ITERATIONS = 3000
+VARIANTS = ("annealed", "kadkhodaie")
+
+
+class Langevin(Solver):
+    requires = frozenset({Capability.SCORE})
+
+    def __init__(self, variant: str = "annealed", samples: int = 8, sigma_max: float = 1.0,
+                 sigma_min: float = 0.01, eps: float | None = None, levels: int | None = None,
+                 steps: int | None = None, iterations: int | None = None, h0: float = 0.01,
+                 beta: float = 0.01, colormap: str = "inferno"):
+        super().__init__(1 if iterations is None else iterations)
+        if variant not in VARIANTS:
+            raise PnPError(f"solver.variant must be one of {', '.join(VARIANTS)}, got {variant}")
+        if int(samples) < 1:
+            raise PnPError(f"solver.samples must be at least 1, got {samples}")
+        if not 0 < sigma_min < sigma_max:
+            raise PnPError(f"the noise schedule must decrease: need 0 < solver.sigma_min < solver.sigma_max, "
+                           f"got sigma_min={sigma_min}, sigma_max={sigma_max}")
+        for key, value in (("levels", levels), ("steps", steps)):
+            if value is not None and int(value) < 1:
+                raise PnPError(f"solver.{key} must be at least 1, got {value}")
+        if eps is not None and eps <= 0:
+            raise PnPError(f"solver.eps must be > 0, got {eps}")
+        if not (0 < h0 <= 1 and 0 < beta <= 1):
+            raise PnPError(f"solver.h0 and solver.beta must be in (0, 1], got h0={h0}, beta={beta}")
+        from matplotlib import colormaps
+
+        if colormap not in colormaps:
+            raise PnPError(f"solver.colormap: unknown matplotlib colour map '{colormap}'")
+        self.variant, self.samples = variant, int(samples)
+        self.sigma_max, self.sigma_min = float(sigma_max), float(sigma_min)
+        self.config = {"eps": eps, "levels": levels, "steps": steps}
+        self.fixed_iterations, self.h0, self.beta, self.colormap = iterations, float(h0), float(beta), colormap
+        self.outputs: dict = {}
+
+    def schedule(self, problem) -> dict:
+        """eps, levels L, steps T: the config's values, else the operator's entry of SCHEDULE_BY_TASK.
+
+        ``iterations``, when set, fixes the total: T = ceil(iterations / L).
+        """
+        task = {**SCHEDULE_DEFAULT, **SCHEDULE_BY_TASK.get(operator_name(problem.op), {})}
+        plan = {k: task[k] if v is None else v for k, v in self.config.items()}
+        if self.fixed_iterations is not None:
+            plan["steps"] = math.ceil(int(self.fixed_iterations) / int(plan["levels"]))
+        return {"eps": float(plan["eps"]), "levels": int(plan["levels"]), "steps": int(plan["steps"])}
+
+    def solve(self, problem, prior, monitor) -> torch.Tensor:
+        monitor.step_param = "solver.eps" if self.variant == "annealed" else "solver.h0"
+        generator = torch.Generator(device=problem.y.device).manual_seed(int(problem.seed))
+        y = problem.y.repeat(self.samples, *[1] * (problem.y.dim() - 1))  # one observation per chain
+        with torch.no_grad():
+            if self.variant == "annealed":
+                x = self.annealed(problem, prior, monitor, y, generator)
+            else:
+                x = self.kadkhodaie(problem, prior, monitor, y, generator)
+        samples = x.view(self.samples, -1, *x.shape[1:])  # K x B x C x H x W
+        self.outputs = self.summarise(samples, problem)
+        return samples.mean(0)
+
+    def annealed(self, problem, prior, monitor, y, generator) -> torch.Tensor:
+        plan = self.schedule(problem)
+        self.iterations = plan["levels"] * plan["steps"]
+        set_total(monitor, self.iterations)
+        op, var_y = problem.op, problem.sigma**2
+        sigmas = torch.logspace(math.log10(self.sigma_max), math.log10(self.sigma_min), plan["levels"]).tolist()
+        shape = (y.shape[0], *op.shape)
+        x = torch.rand(shape, generator=generator, device=y.device)
+        t = 0
+        for sigma in sigmas:
+            alpha = plan["eps"] * sigma**2 / self.sigma_min**2
+            for _ in range(plan["steps"]):
+                grad = prior.score(x, sigma) + op.A_adjoint(y - op.A(x)) / (var_y + sigma**2)
+                noise = torch.randn(shape, generator=generator, device=y.device)
+                x = x + alpha * grad + math.sqrt(2 * alpha) * noise
+                t += 1
+                self.report(monitor, t, x)
+                if monitor.should_stop:
+                    return x
+        return x
+
+    def kadkhodaie(self, problem, prior, monitor, y, generator) -> torch.Tensor:
+        self.iterations = int(self.fixed_iterations or KADKHODAIE_MAX_ITERATIONS)
+        set_total(monitor, self.iterations)
+        op = problem.op
+        shape = (y.shape[0], *op.shape)
+        pixels = math.prod(op.shape)
+
+        def project(v, sigma):  # P(v): the data step at rho = 1 / sigma^2 (batch mean)
+            return op.data_step(y, v, 1.0 / float(sigma.pow(2).mean()), problem.sigma_eff)
+
+        sigma = torch.full((shape[0],), self.sigma_max, device=y.device)
+        x = project(torch.full(shape, 0.5, device=y.device), sigma)
+        x = x + self.sigma_max * torch.randn(shape, generator=generator, device=y.device)
+        for t in range(1, self.iterations + 1):
+            h = self.h0 * t / (1 + self.h0 * (t - 1))
+            active = sigma > self.sigma_min
+            d = project(prior.denoise(x, sigma), sigma) - x
+            sigma = torch.where(active, d.flatten(1).norm(dim=1) / math.sqrt(pixels), sigma)
+            gamma = sigma * math.sqrt(max((1 - self.beta * h) ** 2 - (1 - h) ** 2, 0.0))
+            noise = torch.randn(shape, generator=generator, device=y.device)
+            step = h * d + gamma.view(-1, 1, 1, 1) * noise
+            x = x + active.view(-1, 1, 1, 1) * step
+            self.report(monitor, t, x)
+            if monitor.should_stop or not bool((sigma > self.sigma_min).any()):
+                break
+        return x
+
+    def report(self, monitor, step: int, x: torch.Tensor) -> None:
+        """The running mean of the chains goes to the monitor (PSNR of the estimate, divergence check)."""
+        monitor(step, x.view(self.samples, -1, *x.shape[1:]).mean(0))
+
+    def summarise(self, samples: torch.Tensor, problem) -> dict:
+        """Samples, the uncertainty map and its scale, single-sample PSNR, std-error correlation."""
+        k, b = samples.shape[:2]
+        outputs: dict = {"samples": samples.flatten(0, 1)}
+        truth = problem.x_true
+        if truth is not None and truth.shape == samples.shape[1:]:
+            single = psnr(samples.flatten(0, 1), truth.repeat(k, 1, 1, 1))
+            outputs["psnr_single_sample_mean"] = float(single.mean())
+        if k < 2:
+            return outputs
+        std = samples.std(0, unbiased=True).mean(1)  # B x H x W, averaged over channels
+        scale = float(torch.quantile(std[0].flatten().float(), 0.99).clamp_min(1e-8))
+        outputs["uncertainty"] = colour_map(std[0] / scale, self.colormap)
+        outputs["uncertainty_scale"] = scale
+        if truth is not None and truth.shape == samples.shape[1:]:
+            error = (samples.mean(0) - truth).abs().mean(1)
+            outputs["uncertainty_error_correlation"] = pearson(std.flatten(), error.flatten())
+        return outputs
+
+
+def colour_map(values: torch.Tensor, name: str = "inferno") -> np.ndarray:
+    """H x W values in [0, 1] (clipped) -> H x W x 3 uint8 picture through a matplotlib colour map."""
+    from matplotlib import colormaps
+
+    rgba = colormaps[name](values.clamp(0, 1).detach().cpu().numpy())
+    return (rgba[..., :3] * 255).round().astype(np.uint8)
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson's correlation coefficient of two flattened maps."""
+    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
+    return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-30))

@@ -1,0 +1,222 @@
+"""FFDNet-style denoiser and safe weights loading (pnp.models)."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from pnp.errors import PnPError
+from pnp.models import SHIPPED_WEIGHTS, FFDNet, load_denoiser
+
+ASTRONAUT = Path(__file__).resolve().parents[1] / "pnp" / "data" / "astronaut.png"
+
+
+def psnr(x, ref):
+    return 10 * math.log10(1 / torch.mean((x.clamp(0, 1) - ref) ** 2).item())
+
+
+def crop(size=64):
+    """A real colour crop if the package image is there, else a smooth synthetic one."""
+    if ASTRONAUT.exists():
+        from pnp.train import read_image
+
+        im = read_image(ASTRONAUT).float()[None] / 255
+        h, w = im.shape[2:]
+        im = im[:, :, (h - size) // 2 : (h + size) // 2, (w - size) // 2 : (w + size) // 2]
+        return im if im.shape[1] == 3 else im.expand(-1, 3, -1, -1)
+    g = torch.Generator().manual_seed(0)
+    return torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=g), size=size, mode="bicubic").clamp(0, 1)
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    return FFDNet(depth=4, width=16).eval()
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 17, 23), (1, 3, 1, 3), (1, 3, 32, 33), (1, 3, 5, 5)])
+def test_any_size(small, shape):
+    x = torch.rand(shape)
+    with torch.no_grad():
+        assert small(x, 0.1).shape == shape
+
+
+def test_gray_in_gray_out(small):
+    x = torch.rand(2, 1, 15, 16)
+    with torch.no_grad():
+        out = small(x, 0.1)
+        ref = small(x.expand(-1, 3, -1, -1), 0.1).mean(1, keepdim=True)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, ref)
+
+
+def test_sigma_float_and_tensor(small):
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        a = small(x, 0.2)
+        for s in (torch.tensor([0.2, 0.2]), torch.full((2, 1, 1, 1), 0.2), torch.tensor(0.2)):
+            torch.testing.assert_close(small(x, s), a)
+        per = small(x, torch.tensor([0.05, 0.5]))
+        torch.testing.assert_close(per, torch.cat([small(x[:1], 0.05), small(x[1:], 0.5)]))
+    assert not torch.allclose(per[0], a[0])
+    with pytest.raises(ValueError):
+        small(x, torch.tensor([0.1, 0.2, 0.3]))
+
+
+def test_far_outside_unit_range(small):
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(1, 3, 24, 24, generator=g) + torch.randn(1, 3, 24, 24, generator=g)
+    with torch.no_grad():
+        for prec in ("fp32", "bf16"):
+            out = small.set_precision(prec)(x, 1.0)
+            assert torch.isfinite(out).all()
+    small.set_precision("fp32")
+
+
+def test_bf16_close_to_fp32():
+    """bf16 autocast + channels_last gives the same PSNR as fp32 to ~0.1 dB."""
+    net = load_denoiser() if SHIPPED_WEIGHTS.exists() else FFDNet().eval()
+    x = crop(64)
+    y = x + 25 / 255 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        p32 = psnr(net.set_precision("fp32")(y, 25 / 255), x)
+        p16 = psnr(net.set_precision("bf16")(y, 25 / 255), x)
+    assert abs(p32 - p16) < 0.1, (p32, p16)
+
+
+# ---------------------------------------------------------------------------- loading
+def test_ffdnet_round_trip_and_arch_detection(small, tmp_path):
+    f = tmp_path / "ffdnet.pt"
+    torch.save(small.state_dict(), f)
+    net = load_denoiser(f)
+    assert (net.depth, net.width) == (4, 16)
+    x = torch.rand(1, 3, 20, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, 0.1), small(x, 0.1))
+    with pytest.raises(PnPError, match="holds a ffdnet state dict, not dncnn"):
+        load_denoiser(f, arch="dncnn")
+
+
+def test_mismatched_state_dict(small, tmp_path):
+    sd = dict(small.state_dict())
+    sd["body.2.weight"] = torch.zeros(16, 7, 3, 3)
+    f = tmp_path / "bad_shape.pt"
+    torch.save(sd, f)
+    with pytest.raises(PnPError, match=r"bad_shape\.pt: state dict does not fit a ffdnet model.*size mismatch"):
+        load_denoiser(f)
+    torch.save({"foo.weight": torch.zeros(3)}, tmp_path / "unknown.pt")
+    with pytest.raises(PnPError, match=r"unknown\.pt: unknown architecture"):
+        load_denoiser(tmp_path / "unknown.pt")
+    with pytest.raises(PnPError, match="weights file not found"):
+        load_denoiser(tmp_path / "missing.pt")
+
+
+def test_corrupt_file(tmp_path):
+    f = tmp_path / "corrupt.pt"
+    f.write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0),
+                                dtype=torch.uint8).numpy().tobytes())
+    with pytest.raises(PnPError, match=r"cannot load .*corrupt\.pt with weights_only=True"):
+        load_denoiser(f)
+
+
+class Exploit:
+    """Unpickling this would call os.system; weights-only loading must refuse it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_code_execution_pickle_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    f = tmp_path / "evil.pt"
+    torch.save({"model.0.weight": torch.zeros(1), "x": Exploit(marker)}, f)
+    with pytest.raises(PnPError, match=r"evil\.pt with weights_only=True.*refused"):
+        load_denoiser(f)
+    assert not marker.exists()
+
+
+class KairDnCNN(nn.Module):
+    """KAIR/DPIR DnCNN layout (mode 'CR', no BN): ``x - model(x)``, keys model.0, model.2, ..."""
+
+    def __init__(self, cin, depth, nf):
+        super().__init__()
+        layers = [nn.Conv2d(cin, nf, 3, padding=1), nn.ReLU()]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(nf, nf, 3, padding=1), nn.ReLU()]
+        self.model = nn.Sequential(*layers, nn.Conv2d(nf, cin, 3, padding=1))
+
+    def forward(self, x):
+        return x - self.model(x)
+
+
+@pytest.mark.parametrize("cin", [3, 1])
+def test_kair_dncnn_round_trip(tmp_path, cin):
+    torch.manual_seed(0)
+    ref = KairDnCNN(cin, depth=5, nf=16).eval()
+    f = tmp_path / ("dncnn_color_blind.pth" if cin == 3 else "dncnn_25.pth")
+    torch.save(ref.state_dict(), f)
+    net = load_denoiser(f)
+    x = torch.rand(2, cin, 19, 21)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, 0.1), ref(x))
+        if cin == 1:  # gray model on a colour image: per channel
+            xc = torch.rand(1, 3, 16, 16)
+            torch.testing.assert_close(net(xc, 0.1), ref(xc.transpose(0, 1)).transpose(0, 1))
+
+
+def test_deepinv_dncnn_round_trip(tmp_path):
+    import deepinv
+
+    torch.manual_seed(0)
+    ref = deepinv.models.DnCNN(3, 3, depth=5, nf=16, pretrained=None).eval()
+    torch.save(ref.state_dict(), tmp_path / "dncnn.pth")
+    net = load_denoiser(tmp_path / "dncnn.pth", arch="dncnn")
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, 0.1), ref(x))
+        assert net(x[:, :1], 0.1).shape == (1, 1, 16, 16)
+
+
+@pytest.mark.parametrize("cin", [3, 1])
+def test_drunet_round_trip(tmp_path, cin):
+    """KAIR drunet_color.pth / drunet_gray.pth and deepinv DRUNet share the same keys."""
+    import deepinv
+
+    torch.manual_seed(0)
+    ref = deepinv.models.DRUNet(cin, cin, nc=(8, 16, 32, 64), nb=1, pretrained=None).eval()
+    f = tmp_path / ("drunet_color.pth" if cin == 3 else "drunet_gray.pth")
+    torch.save(ref.state_dict(), f)
+    net = load_denoiser(f)
+    x = torch.rand(2, cin, 32, 32)
+    s = torch.tensor([0.05, 0.2])
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, s), ref(x, s))
+        torch.testing.assert_close(net(x, 0.1), ref(x, 0.1))
+
+
+def test_training_checkpoint_loads(tmp_path, small):
+    torch.save({"arch": {"name": "ffdnet"}, "model": small.state_dict(), "optimizer": {}, "step": 3,
+                "best_psnr": 1.0}, tmp_path / "denoiser_last.pt")
+    net = load_denoiser(tmp_path / "denoiser_last.pt")
+    assert isinstance(net, FFDNet) and net.depth == 4
+
+
+@pytest.mark.skipif(not SHIPPED_WEIGHTS.exists(), reason="pnp/weights/denoiser.pt not shipped yet")
+def test_shipped_weights_denoise():
+    net = load_denoiser()
+    x = crop(128)
+    g = torch.Generator().manual_seed(0)
+    y = x + 25 / 255 * torch.randn(x.shape, generator=g)
+    xg = x.mean(1, keepdim=True)
+    yg = xg + 25 / 255 * torch.randn(xg.shape, generator=g)
+    with torch.no_grad():
+        gain = psnr(net(y, 25 / 255), x) - psnr(y, x)
+        gray = psnr(net(yg, 25 / 255), xg) - psnr(yg, xg)
+    assert gain > 7 and gray > 5, (gain, gray)  # random weights: ~0 dB gain

@@ -1,0 +1,122 @@
+"""Training loop of pnp.train: bit-exact resume, eval/export, and clean errors on bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+from PIL import Image
+
+from pnp.errors import PnPError
+from pnp.models import FFDNet, load_denoiser
+from pnp.train import CKPT_NAME, export, train
+
+
+def write_images(folder: Path, n=4, size=(40, 36)):
+    """Smooth synthetic images, half colour, half gray."""
+    folder.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(0)
+    for i in range(n):
+        c = 3 if i % 2 == 0 else 1
+        x = torch.nn.functional.interpolate(torch.rand(1, c, 6, 6, generator=g), size=size[::-1], mode="bilinear")
+        a = (x[0].permute(1, 2, 0) * 255).round().to(torch.uint8).squeeze(-1).numpy()
+        Image.fromarray(a).save(folder / f"im{i}.png")
+    return folder
+
+
+def config(tmp_path, **over):
+    data = write_images(tmp_path / "data")
+    with initialize_config_module("pnp.conf", version_base=None):
+        cfg = compose("train", overrides=[
+            f"data.dirs=[{data}]", f"val.dirs=[{data}]", "val.crop=24", "model.depth=3", "model.width=8",
+            "patch=16", "batch=4", "steps=6", "warmup=2", "log_every=2", "val_every=3", "checkpoint_every=100",
+            f"out_dir={tmp_path / 'run'}"])
+    return OmegaConf.merge(cfg, over)
+
+
+def test_resume_is_bit_exact(tmp_path):
+    full = train(config(tmp_path, out_dir=str(tmp_path / "full")))
+    train(config(tmp_path, out_dir=str(tmp_path / "split"), stop_at=4))
+    ck = torch.load(tmp_path / "split" / CKPT_NAME, weights_only=True)
+    assert ck["step"] == 4
+    resumed = train(config(tmp_path, out_dir=str(tmp_path / "split")))
+    a, b = full.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ca = torch.load(tmp_path / "full" / CKPT_NAME, weights_only=True)
+    cb = torch.load(tmp_path / "split" / CKPT_NAME, weights_only=True)
+    assert ca["step"] == cb["step"] == 6 and ca["best_psnr"] == cb["best_psnr"]
+    sa, sb = ca["optimizer"]["state"], cb["optimizer"]["state"]
+    assert all(torch.equal(sa[i][k], sb[i][k]) for i in sa for k in ("exp_avg", "exp_avg_sq"))
+    log = (tmp_path / "split" / "train_log.csv").read_text().splitlines()
+    assert log[0].startswith("step,loss") and log[-1].startswith("6,")
+    # no temp files left behind by the atomic writes
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == [CKPT_NAME, "train_log.csv"]
+
+
+def test_export_and_arch_mismatch(tmp_path):
+    cfg = config(tmp_path, steps=2, val_every=0)
+    train(cfg)
+    out = export(OmegaConf.merge(cfg, {"export": {"out": str(tmp_path / "w.pt")}}))
+    net = load_denoiser(out)
+    assert isinstance(net, FFDNet) and (net.depth, net.width) == (3, 8)
+    with pytest.raises(PnPError, match="architecture"):
+        train(OmegaConf.merge(cfg, {"model": {"width": 16}}))
+
+
+def run_cli(tmp_path, *args):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, "-m", "pnp.train", f"hydra.run.dir={tmp_path / 'hydra'}", *args],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def assert_clean_error(r, pattern):
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
+    assert pattern in lines[0], lines[0]
+
+
+SMALL = ["model.depth=3", "model.width=8", "steps=1", "val_every=0", "batch=2"]
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("missing", "image folder not found"),
+    ("empty", "no images"),
+    ("small", "smaller than the patch size 64"),
+    ("negative", "sigma_range=[-5.0, 10.0] is empty or negative"),
+    ("reversed", "sigma_range=[30.0, 10.0] is empty or negative"),
+    ("corrupt", "corrupt or unsafe checkpoint"),
+])
+def test_bad_input_exit_code_2(tmp_path, case, pattern):
+    data = write_images(tmp_path / "data")
+    (tmp_path / "empty").mkdir()
+    args = {"missing": [f"data.dirs=[{tmp_path / 'nope'}]"], "empty": [f"data.dirs=[{tmp_path / 'empty'}]"],
+            "small": [f"data.dirs=[{data}]", "patch=64"],
+            "negative": [f"data.dirs=[{data}]", "sigma_range=[-5,10]"],
+            "reversed": [f"data.dirs=[{data}]", "sigma_range=[30,10]"],
+            "corrupt": [f"data.dirs=[{data}]"]}[case]
+    out = tmp_path / "run"
+    if case == "corrupt":
+        out.mkdir()
+        (out / CKPT_NAME).write_bytes(os.urandom(2048))
+    r = run_cli(tmp_path, *SMALL, f"out_dir={out}", *args, *([] if case == "small" else ["patch=16"]))
+    assert_clean_error(r, pattern)
+
+
+def test_eval_writes_json(tmp_path):
+    data = write_images(tmp_path / "data", n=2)
+    torch.manual_seed(0)
+    torch.save(FFDNet(depth=3, width=8).state_dict(), tmp_path / "w.pt")
+    r = run_cli(tmp_path, "mode=eval", f"eval.images={data}", f"eval.weights={tmp_path / 'w.pt'}",
+                "eval.sigmas=[15,25]")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "hydra" / "eval.json").read_text())
+    assert set(res) == {"15", "25"} and all(10 < v < 60 for v in res.values())
+    assert "sigma 15:" in r.stdout
+    r = run_cli(tmp_path, "mode=eval", f"eval.images={data}", f"eval.weights={tmp_path / 'nope.pt'}")
+    assert_clean_error(r, "weights file not found")
