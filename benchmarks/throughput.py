@@ -64,7 +64,8 @@ def main() -> None:
         tmp = Path(tmp)
         folder = Path(a.folder) if a.folder else make_images(tmp / "images", a.images, a.size)
         common = [f"prior={a.prior}", f"op={a.op}", f"image={folder}", f"solver.iterations={a.iterations}",
-                  f"batch_size={a.batch_size}", "threads=1", "progress=false"] + ([f"solver={a.solver}"] if a.solver else [])
+                  f"batch_size={a.batch_size}", "threads=1", "progress=false"]
+        common += [f"solver={a.solver}"] if a.solver else []
         wall1 = run([*common, f"hydra.run.dir={tmp / 'one'}"])
         n1, solve1 = solve_seconds(tmp / "one" / "metrics.json")
         wall2 = run(["-m", *common, "seed=0,1", "hydra/launcher=local_parallel", f"hydra.sweep.dir={tmp / 'two'}"])

@@ -253,18 +253,27 @@ class BatchMonitor(Monitor):
                 for row, (q, obj) in zip(self.rows, self.per_image)]
 
 
+def folder_names(images: list[Path]) -> list[str]:
+    """One output folder per image: its stem, or its full name where two images share a stem."""
+    counts: dict[str, int] = {}
+    for p in images:
+        counts[p.stem] = counts.get(p.stem, 0) + 1
+    return [p.stem if counts[p.stem] == 1 else p.name.replace(".", "_") for p in images]
+
+
 def _slice_extras(extras: dict, i: int, n: int) -> dict:
     return {k: v[i:i + 1] if isinstance(v, torch.Tensor) and v.dim() == 4 and v.shape[0] == n and n > 1 else v
             for k, v in extras.items()}
 
 
-def _done_entry(target: Path, fp: str, task_id) -> dict | None:
+def _done_entry(target: Path, fp: str, task_id, image: Path) -> dict | None:
     """The entry of a finished (problem, image) pair of this same configuration, else None."""
     try:
         entry = json.loads((target / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    if entry.get("fingerprint") != fp or entry.get("problem") != task_id:
+    if not isinstance(entry, dict) or entry.get("fingerprint") != fp or entry.get("problem") != task_id \
+            or entry.get("image") != str(image):
         return None
     entry.pop("fingerprint")
     return entry
@@ -281,15 +290,14 @@ def run_suite(cfg, outdir: str | Path, progress: bool = True) -> dict:
     tasks = suite_tasks(cfg) if suite else [plain_task(cfg)]
     images = suite_images(cfg)
     batch = int(cfg.get("batch_size") or 1) if batchable(prior, solver, tasks) else 1
-    fp, seed = fingerprint(cfg), int(cfg.seed)
-    stems = [p.stem for p in images]
+    fp, stems = fingerprint(cfg), folder_names(images)
     entries: dict[tuple[int, int], dict] = {}
     for t, task in enumerate(tasks):
         base = outdir / task.id if task.id else outdir
         for chunk in chunks(images, batch):
             todo = []
             for i, path in chunk:
-                done = _done_entry(base / stems[i], fp, task.id)
+                done = _done_entry(base / stems[i], fp, task.id, path)
                 if done is not None:
                     entries[t, i] = done
                 else:
@@ -340,7 +348,8 @@ def _solve_group(group, task: Task, prior, solver, cfg, device, progress, base: 
     """Solve one batch; write each image's outputs; return one entry per image."""
     x_true = torch.cat([x for _, _, x in group])
     problem = make_problem(x_true, task.op, task.noise, seed=cfg.seed, device=device)
-    desc = f"{task.label + ' ' if task.label else ''}{group[0][1].name}" + (f" +{len(group) - 1}" if len(group) > 1 else "")
+    desc = f"{task.label + ' ' if task.label else ''}{group[0][1].name}"
+    desc += f" +{len(group) - 1}" if len(group) > 1 else ""
     monitor = BatchMonitor(problem, prior, solver, progress, desc)
     x, metrics, _, extras = solve_problem(problem, prior, solver, progress, desc=desc, monitor=monitor)
     n = len(group)

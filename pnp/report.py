@@ -89,7 +89,8 @@ def load_job(path: Path) -> Job:
     if state in ("skipped", "failed"):
         job.status, job.reason = state, str(status.get("reason", "no reason recorded"))
     elif state == "running":
-        job.reason = f"interrupted or still running (started {status.get('started', '?')}); re-run the sweep to finish it"
+        job.reason = (f"interrupted or still running (started {status.get('started', '?')}); "
+                      "re-run the sweep to finish it")
     elif state == "done":
         try:
             job.entries = _entries(json.loads(metrics_file.read_text()))
@@ -143,8 +144,11 @@ def method_label(job: Job, entry: dict | None, varying: set[str] | None = None) 
 
 def column_label(job: Job, entry: dict, varying: set[str] | None = None) -> str:
     """The problem: suite and setting, or operator, plus the job's swept problem overrides."""
-    parts = [entry["benchmark"], entry.get("problem_label") or entry.get("problem", "")] if entry.get("benchmark") \
-        else [str(entry.get("op", "?"))]
+    if entry.get("benchmark"):  # the suite's name only where the sweep has several suites
+        parts = [entry["benchmark"] if varying is None or "benchmark" in varying else "",
+                 entry.get("problem_label") or entry.get("problem", "")]
+    else:
+        parts = [str(entry.get("op", "?"))]
     parts += [_short_label(k, v) for k, v in map(_key, job.overrides)
               if (varying is None or k in varying) and _is_problem_key(k) and k not in IGNORED
               and k not in ("op", "benchmark")]
@@ -219,7 +223,8 @@ def _cell(value, best: bool) -> str:
 def markdown(sweep_dir: Path, jobs: list[Job], rows: list[dict], bad: list[str], figures: list[str]) -> str:
     counts = {s: sum(j.status == s for j in jobs) for s in ("done", "skipped", "failed", "incomplete", "unreadable")}
     lines = ["# Sweep summary", "",
-             f"`{sweep_dir}`: {len(jobs)} jobs, " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "done")
+             f"`{sweep_dir}`: {len(jobs)} job{'s' if len(jobs) != 1 else ''}, "
+             + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s == "done")
              + ". Cells: mean PSNR (dB) / SSIM over the images; **bold**: the best PSNR of the column.", ""]
     common = [o for o in common_overrides(jobs) if _key(o)[0] != "sweep"]
     if common:
@@ -235,7 +240,8 @@ def markdown(sweep_dir: Path, jobs: list[Job], rows: list[dict], bad: list[str],
         table = {**cells, **{(base_label, p): v for p, v in baseline.items()}}
         best = {}
         for p in problems:
-            scores = [(table[m, p][0], m) for m in [*methods, base_label] if (m, p) in table and table[m, p][0] is not None]
+            scores = [(table[m, p][0], m) for m in [*methods, base_label]
+                      if (m, p) in table and table[m, p][0] is not None]
             best[p] = max(scores)[1] if scores else None
         lines += ["| method | " + " | ".join(problems) + " | s/image |",
                   "|---|" + "---:|" * len(problems) + "---:|"]

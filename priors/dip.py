@@ -98,8 +98,8 @@ class DeepImagePrior(Prior):
 
     def __init__(self, input_channels: int = 32, input_scale: float = 0.1, channels: int = 128,
                  skip_channels: int | None = None, scales: int = 5, upsample: str | None = None,
-                 precision: str = "fp32", weight: float = 1.0):
-        super().__init__(weight)
+                 precision: str = "fp32"):
+        super().__init__()
         if min(input_channels, channels, scales) < 1:
             raise PnPError("prior.input_channels, prior.channels and prior.scales must be at least 1")
         if upsample not in (None, "bilinear", "nearest"):

@@ -27,9 +27,9 @@ class ScorePrior(LearnedPrior):
 
     provides = frozenset({Capability.SCORE})
 
-    def __init__(self, denoiser: dict | Callable | None = None, weight: float = 1.0):
+    def __init__(self, denoiser: dict | Callable | None = None):
         injected = denoiser if callable(denoiser) else None
-        super().__init__(weight=weight, denoiser=None if injected else denoiser)
+        super().__init__(denoiser=None if injected else denoiser)
         if injected is not None:
             self.set_network(injected)
 

@@ -8,7 +8,8 @@ Prior authors did (Ulyanov, Vedaldi & Lempitsky 2018; their notebooks ``denoisin
     x_avg    <- 0.99 x_avg + 0.01 f_theta(z_t)                 (exponential moving average)
 
 Backtracking: when the fit PSNR_t = 10 log10(1 / L) drops more than ``backtrack_db`` (5 dB)
-below the last accepted one, the parameters of that iteration are reloaded and its step skipped.
+below the last accepted one, the parameters of that iteration are reloaded and its step skipped
+(the authors' notebook still applied that step's gradient and averaged its output; we do neither).
 Returns x_avg. ``iterations`` and ``reg_noise`` (s) null take the per-task values of the authors'
 notebooks (``FIT_BY_TASK``, keyed by the operator's registry name); other operators use the
 super-resolution values.

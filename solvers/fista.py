@@ -5,7 +5,7 @@
     w_{k+1} = x_k + ((t_k - 1) / t_{k+1}) (x_k - x_{k-1})
 
 L = ||A||^2 / s^2 is the Lipschitz constant of the data gradient; ||A||^2 is estimated by
-power iteration on A^T A (cached per operator, with a 1% margin). ``step`` <= 1 keeps the
+power iteration on A^T A (cached per operator, with a 2% margin). ``step`` <= 1 keeps the
 convergence guarantee for convex R; smaller steps can stabilise non-convex (denoiser) priors.
 """
 from __future__ import annotations
@@ -21,22 +21,23 @@ from pnp.solver import Solver
 _NORM_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def operator_norm_sq(op, like: torch.Tensor, iterations: int = 200, tol: float = 1e-5) -> float:
-    """||A||^2 = the largest eigenvalue of A^T A, by power iteration from a seeded random start."""
+def operator_norm_sq(op, like: torch.Tensor, iterations: int = 100, tol: float = 1e-4) -> float:
+    """||A||^2, the largest eigenvalue of A^T A, by power iteration (x 1.02: the Rayleigh quotient
+    approaches it from below). The start, a constant image plus seeded noise, is (nearly) the top
+    eigenvector of blurs, masks and decimations, where a random start converges slowly."""
     key = (tuple(like.shape[1:]), like.dtype, str(like.device))
     cached = _NORM_CACHE.setdefault(op, {})
     if key not in cached:
-        gen = torch.Generator().manual_seed(0)
-        v = torch.randn((1, *like.shape[1:]), generator=gen, dtype=like.dtype).to(like.device)
+        noise = torch.randn((1, *like.shape[1:]), generator=torch.Generator().manual_seed(0), dtype=like.dtype)
+        v = (1 + 0.1 * noise).to(like.device)
         v, value = v / v.norm(), 0.0
         for _ in range(iterations):
             w = op.A_adjoint(op.A(v))
-            new = float((v * w).sum())  # Rayleigh quotient, increases towards ||A||^2
+            previous, value = value, float((v * w).sum())  # Rayleigh quotient v^T A^T A v
             v = w / w.norm()
-            if abs(new - value) <= tol * new:
+            if abs(value - previous) <= tol * value:
                 break
-            value = new
-        cached[key] = 1.01 * new
+        cached[key] = 1.02 * value
     return cached[key]
 
 

@@ -1,5 +1,5 @@
-"""RED's fixed-point iteration (Romano, Elad & Milanfar, SIAM J. Imaging Sci. 2017, Sec. 5.2),
-with a step size.
+"""RED's fixed-point iteration (Romano, Elad & Milanfar, SIAM J. Imaging Sci. 2017; code:
+google/RED minimizers/RunFP.m), with a step size.
 
 RED solves A^T(Ax - y) / s^2 + lambda grad R(x) = 0 with D(x) := x - grad R(x) by
 (A^T A / s^2 + lambda I) x_{k+1} = A^T y / s^2 + lambda D(x_k). With a step gamma:

@@ -22,7 +22,8 @@ an image with y; for noise-free y the projection onto {x : A x = y}, the paper's
     gamma_t = sigma_t sqrt((1 - beta h_t)^2 - (1 - h_t)^2)
     x      <- x + h_t d_t + gamma_t z,   until sigma_t <= sigma_L
 
-from x ~ N(P(0.5), sigma_0^2 I); each sample stops on its own.
+from x ~ N(P(0.5), sigma_0^2 I); each sample stops on its own. The paper's denoiser was blind; ours
+is told the previous effective noise sigma_{t-1}.
 
 Both run ``samples`` = K chains as one batch, from a generator seeded by ``problem.seed``, and
 return their mean (the MMSE estimate). ``outputs``: ``samples`` (K x C x H x W), ``uncertainty``
@@ -46,7 +47,8 @@ from pnp.priors.dip import operator_name
 from pnp.solver import Solver
 from pnp.solvers.dip import set_total
 
-# Annealed Langevin: eps, L, T per operator (registry name), tuned with benchmarks/dip_sampler.py.
+# Annealed Langevin: eps, L, T per operator (registry name), where they differ from the default.
+# Empty until the shipped denoiser is trained: tune with benchmarks/dip_sampler.py sampler --set ...
 SCHEDULE_BY_TASK: dict[str, dict] = {}
 SCHEDULE_DEFAULT = {"eps": 2e-5, "levels": 10, "steps": 100}  # Song & Ermon 2019 (CIFAR-10)
 KADKHODAIE_MAX_ITERATIONS = 3000
@@ -163,7 +165,7 @@ class Langevin(Solver):
 
     def summarise(self, samples: torch.Tensor, problem) -> dict:
         """Samples, the uncertainty map and its scale, single-sample PSNR, std-error correlation."""
-        k, b = samples.shape[:2]
+        k = samples.shape[0]
         outputs: dict = {"samples": samples.flatten(0, 1)}
         truth = problem.x_true
         if truth is not None and truth.shape == samples.shape[1:]:

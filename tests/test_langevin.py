@@ -151,6 +151,16 @@ def test_score_prior_works_with_every_operator(name, variant):
     assert solver.outputs["samples"].shape == (2, 3, 32, 32)
 
 
+def test_schedule_per_operator_and_overrides(monkeypatch):
+    import pnp.solvers.langevin as langevin
+
+    problem = make_problem(torch.rand(1, 3, 16, 16), {"name": "inpaint"}, {"name": "gaussian", "sigma": 0.0})
+    assert Langevin().schedule(problem) == langevin.SCHEDULE_DEFAULT
+    monkeypatch.setitem(langevin.SCHEDULE_BY_TASK, "inpaint", {"eps": 1e-5, "steps": 30})
+    assert Langevin().schedule(problem) == {"eps": 1e-5, "levels": 10, "steps": 30}
+    assert Langevin(eps=3e-5, levels=4, iterations=10).schedule(problem) == {"eps": 3e-5, "levels": 4, "steps": 3}
+
+
 def test_score_prior_from_weights_file(tmp_path):
     from pnp.models.ffdnet import FFDNet
 

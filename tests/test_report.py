@@ -1,6 +1,7 @@
 """``pnp.report`` on sweep folders built by hand: table, checks, figures and bad input."""
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -109,17 +110,25 @@ def test_corrupted_metrics_reported_and_rest_summarised(sweep, capsys):
 
 def test_suite_columns_and_single_image_jobs(tmp_path):
     s = tmp_path / "sweep"
-    for num, prior in enumerate(("tv", "red")):
-        make_job(s, num, [f"prior={prior}", "benchmark=deblur_levin"],
+    for num, (prior, suite) in enumerate((("tv", "deblur_levin"), ("red", "deblur_levin"), ("red", "denoise"))):
+        if suite == "denoise":
+            make_job(s, num, [f"prior={prior}", f"benchmark={suite}"],
+                     [entry(prior, "denoise", 30.0, benchmark=suite, problem="sigma=15", problem_label="σ=15")])
+            continue
+        make_job(s, num, [f"prior={prior}", f"benchmark={suite}"],
                  [entry(prior, "blur", 22.0 + num, benchmark="deblur_levin", problem="kernel=levin_1,sigma=2.55",
                         problem_label="levin_1 σ=2.55", baseline="observed", border=9),
                   entry(prior, "blur", 20.0 + num, benchmark="deblur_levin", problem="kernel=levin_2,sigma=2.55",
                         problem_label="levin_2 σ=2.55", baseline="observed", border=8)])
     assert write_report(s) == 0
     md = (s / "summary.md").read_text()
-    assert "| method | deblur_levin levin_1 σ=2.55 | deblur_levin levin_2 σ=2.55 | s/image |" in md
+    assert "| method | deblur_levin levin_1 σ=2.55 | deblur_levin levin_2 σ=2.55 | denoise σ=15 | s/image |" in md
+    assert "| tv + gd | 22.00 / 0.500 | 20.00 / 0.500 | – | 0.1 |" in md
     assert "| deblur_levin levin_1 σ=2.55 | 1 | 9 | rgb |" in md
     assert (s / "figures" / "crops_deblur_levin_levin_1_sigma=2.55.png").is_file()
+    shutil.rmtree(s / "2")  # one suite only: columns without its name
+    assert write_report(s) == 0
+    assert "| method | levin_1 σ=2.55 | levin_2 σ=2.55 | s/image |" in (s / "summary.md").read_text()
 
 
 def test_no_runs_one_line_exit_2(tmp_path, capsys):

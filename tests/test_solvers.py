@@ -17,7 +17,7 @@ from pnp.problem import Problem
 from pnp.registry import SOLVERS
 from pnp.runner import solver_params
 from pnp.solvers.admm import ADMM
-from pnp.solvers.fista import FISTA
+from pnp.solvers.fista import FISTA, operator_norm_sq
 from pnp.solvers.gd import GradientDescent
 from pnp.solvers.hqs import HQS
 
@@ -104,6 +104,11 @@ def test_fista_and_admm_reach_the_same_minimiser(problem):
     assert (a - b).pow(2).mean().sqrt().item() < 2e-4  # measured 4.5e-5
     ea, eb = ma.rows[-1]["objective"], mb.rows[-1]["objective"]
     assert abs(ea - eb) < 1e-5 * eb  # measured 1e-6
+
+
+def test_operator_norm_is_estimated_from_above(problem):
+    # circular blur with a normalised non-negative kernel: ||A||^2 = |DC gain|^2 = 1
+    assert 1.0 <= operator_norm_sq(problem.op, problem.y) <= 1.03
 
 
 def test_hqs_schedule_runs_from_sigma_start_to_the_noise_level(problem):

@@ -85,7 +85,7 @@ class Denoiser(nn.Module):
         return out.mean(dim=1, keepdim=True)
 
 
-def _first(e: Exception, n: int = 2, limit: int = 300) -> str:
+def short_message(e: Exception, n: int = 2, limit: int = 300) -> str:
     """The first ``n`` lines of an exception message, on one line."""
     msg = " ".join(line.strip() for line in str(e).strip().splitlines()[:n]) or type(e).__name__
     return msg[:limit]
@@ -99,7 +99,7 @@ def _read(path: Path) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise PnPError(f"cannot load {path} with weights_only=True (corrupt file, or a pickle "
-                       f"that needs code execution, which is refused): {_first(e)}") from None
+                       f"that needs code execution, which is refused): {short_message(e)}") from None
     hint = obj.get("arch") if isinstance(obj, dict) and isinstance(obj.get("arch"), dict) else None
     for _ in range(2):  # e.g. {"state_dict": {...}} or a pnp.train checkpoint {"model": {...}}
         if isinstance(obj, dict):
@@ -209,7 +209,7 @@ def load_denoiser(weights=None, arch: str | None = None, device="cpu", precision
     except PnPError as e:
         raise PnPError(f"{path}: {e}") from None
     except (RuntimeError, KeyError, ValueError, IndexError) as e:
-        raise PnPError(f"{path}: state dict does not fit a {found} model: {_first(e)}") from None
+        raise PnPError(f"{path}: state dict does not fit a {found} model: {short_message(e)}") from None
     model.set_precision(precision)
     model.eval().requires_grad_(False)
     return model.to(device)

@@ -1,0 +1,128 @@
+"""Cost of one solver iteration of the learned priors, relative to the network calls it needs.
+
+    python benchmarks/prior_cost.py [--weights PATH] [--precision fp32|bf16] [--size 256]
+                                    [--kernel PATH] [--boundary valid|circular] [--iterations 10]
+
+For each (prior, solver) pair: the seconds per iteration of the solver loop (data terms,
+objective log and monitor included), divided by the seconds of the network calls the
+algorithm needs, measured alone on the same input: DAEP one forward + one vector-Jacobian
+product; DMSP, RED and PnP one forward. Also counts the calls actually made per iteration.
+Steady state: (T(n + 2 iterations) - T(2 iterations)) / n, medians over ``--repeats``
+timings. The target is a ratio <= 1.2.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+PAIRS = [("daep", "gd"), ("dmsp", "gd"), ("red", "gd"), ("red", "fixed_point"), ("red", "admm"),
+         ("denoiser", "hqs"), ("denoiser", "admm")]
+
+
+class Counting(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.calls = net, 0
+
+    def forward(self, x, sigma):
+        self.calls += 1
+        return self.net(x, sigma)
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def network_seconds(net, x, sigma, vjp: bool, repeats: int) -> float:
+    def forward():
+        with torch.no_grad():
+            net(x, sigma)
+
+    def forward_vjp():
+        xi = x.detach().requires_grad_(True)
+        out = net(xi, sigma)
+        torch.autograd.grad(out, xi, grad_outputs=(xi - out).detach())
+
+    return median_seconds(forward_vjp if vjp else forward, repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", default=None, help="denoiser weights (default: the shipped model)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--image", default=str(SHARED / "test" / "set12" / "01.png"))
+    parser.add_argument("--size", type=int, default=256, help="centre crop (pixels)")
+    parser.add_argument("--kernel", default=str(SHARED / "kernels" / "levin" / "levin_1.npy"))
+    parser.add_argument("--boundary", default="valid", choices=["valid", "circular"])
+    parser.add_argument("--sigma", type=float, default=7.65, help="noise (0-255)")
+    parser.add_argument("--iterations", type=int, default=10, help="timed iterations per repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--pairs", default=",".join(f"{p}:{s}" for p, s in PAIRS), help="prior:solver,...")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from pnp.api import compose_config
+    from pnp.io import load_image
+    from pnp.monitor import Monitor
+    from pnp.problem import make_problem
+    from pnp.runner import build_triple
+
+    x = load_image(args.image)
+    h, w = x.shape[-2:]
+    s = min(args.size, h, w)
+    x = x[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    op = {"name": "blur", "kernel": args.kernel, "boundary": args.boundary}
+    print(f"image {Path(args.image).name} {tuple(x.shape)}, blur {Path(args.kernel).name} ({args.boundary}), "
+          f"noise {args.sigma}, precision {args.precision}, {args.threads} thread(s)")
+    print("| prior | solver | s/iteration | network calls/iteration | s of those calls | ratio |")
+    print("|---|---|---|---|---|---|")
+    overrides = {"prior.denoiser.precision": args.precision}
+    if args.weights:
+        overrides["prior.denoiser.weights"] = args.weights
+    for pair in args.pairs.split(","):
+        prior_name, solver_name = pair.split(":")
+        cfg = compose_config(op="blur", prior=prior_name, solver=solver_name,
+                             overrides={**overrides, "solver.iterations": args.iterations})
+        prior, solver = build_triple(cfg)
+        problem = make_problem(x, op, {"name": "gaussian", "sigma": args.sigma}, seed=0)
+        prior.setup(problem)
+        net = prior.net = Counting(prior.net)
+        sigma = getattr(prior, "sigma", problem.sigma_eff)
+        z = problem.op.init(problem.y)
+        per_call = network_seconds(net.net, z, sigma, vjp=prior_name == "daep", repeats=args.repeats)
+
+        def run(iterations):
+            solver.iterations = iterations
+            prior.setup(problem)
+            solver.solve(problem, prior, Monitor(iterations, problem.x_true, progress=False))
+
+        # steady state: (T(2 + n) - T(2)) / n leaves out setup and the first iteration's extra call
+        long, short = args.iterations + 2, 2
+        seconds = (median_seconds(lambda: run(long), args.repeats)
+                   - median_seconds(lambda: run(short), args.repeats)) / args.iterations
+        net.calls = 0
+        run(long)
+        n_long = net.calls
+        net.calls = 0
+        run(short)
+        calls = (n_long - net.calls) / args.iterations
+        needed = 1.0  # one forward (DAEP: one forward + one VJP, timed together)
+        print(f"| {prior_name} | {solver_name} | {seconds:.4f} | {calls:.2f} | {needed * per_call:.4f} | "
+              f"{seconds / (needed * per_call):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
