@@ -7,13 +7,12 @@ For each (prior, solver) pair: the seconds per iteration of the solver loop (dat
 objective log and monitor included), divided by the seconds of the network calls the
 algorithm needs, measured alone on the same input: DAEP one forward + one vector-Jacobian
 product; DMSP, RED and PnP one forward. Also counts the calls actually made per iteration.
-Steady state: (T(n + 2 iterations) - T(2 iterations)) / n, medians over ``--repeats``
-timings. The target is a ratio <= 1.2.
+Steady state: (T(n + 2 iterations) - T(2 iterations)) / n, each T the fastest of ``--repeats``
+timings (the least disturbed by other load). The target is a ratio <= 1.2.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
@@ -35,14 +34,15 @@ class Counting(torch.nn.Module):
         return self.net(x, sigma)
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
+def best_seconds(fn, repeats: int) -> float:
+    """The fastest of ``repeats`` timed calls after a warm-up (the least disturbed by other load)."""
+    fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return min(times)
 
 
 def network_seconds(net, x, sigma, vjp: bool, repeats: int) -> float:
@@ -55,7 +55,7 @@ def network_seconds(net, x, sigma, vjp: bool, repeats: int) -> float:
         out = net(xi, sigma)
         torch.autograd.grad(out, xi, grad_outputs=(xi - out).detach())
 
-    return median_seconds(forward_vjp if vjp else forward, repeats)
+    return best_seconds(forward_vjp if vjp else forward, repeats)
 
 
 def main() -> None:
@@ -111,8 +111,8 @@ def main() -> None:
 
         # steady state: (T(2 + n) - T(2)) / n leaves out setup and the first iteration's extra call
         long, short = args.iterations + 2, 2
-        seconds = (median_seconds(lambda: run(long), args.repeats)
-                   - median_seconds(lambda: run(short), args.repeats)) / args.iterations
+        seconds = (best_seconds(lambda: run(long), args.repeats)
+                   - best_seconds(lambda: run(short), args.repeats)) / args.iterations
         net.calls = 0
         run(long)
         n_long = net.calls

@@ -65,6 +65,8 @@ def kernel_subset(out: Path, indices: list[int]) -> Path:
 
 def cli(outdir: Path, args: list[str], extra: list[str], threads: int) -> dict:
     """Run one suite through ``python -m pnp``; return its metrics.json."""
+    if "prior=tv" in args:  # the classical baseline has no denoiser
+        extra = [e for e in extra if not e.startswith("prior.denoiser.")]
     cmd = [sys.executable, "-m", "pnp", *args, *extra, f"threads={threads}", "progress=false",
            f"hydra.run.dir={outdir}"]
     print("$ " + " ".join(cmd[2:]), file=sys.stderr, flush=True)

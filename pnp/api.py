@@ -65,7 +65,10 @@ def restore(image: str | Path | torch.Tensor | None = None, op: str = "blur", pr
     else:
         problem = make_problem(x, _plain(cfg.op), _plain(cfg.noise), seed=cfg.seed, device=device)
     restored, metrics, rows, extras = solve_problem(problem, prior_obj, solver_obj, progress)
-    metrics.update(quality(restored, problem, int(cfg.metrics.border), str(cfg.metrics.channel)))
+    from pnp.benchmark import _border
+
+    border = _border(cfg.metrics.border, _plain(cfg.op))
+    metrics.update(quality(restored, problem, border, str(cfg.metrics.channel)))
     metrics.update({"prior": cfg.prior.name, "op": cfg.op.name, "solver": cfg.solver.name,
                     "seed": int(cfg.seed), "convergence": rows})
     metrics.update({k: v for k, v in extras.items() if not isinstance(v, torch.Tensor)})

@@ -121,9 +121,13 @@ def _label(key: str, value) -> str:
 
 
 def _border(spec, op: dict) -> int:
-    """The protocol's border: an int, ``scale`` (SR) or ``half_kernel`` (deblurring)."""
+    """The protocol's border: an int, ``scale`` (SR), ``half_kernel`` (deblurring) or ``auto``
+    (``scale`` for sr, ``half_kernel`` for valid-boundary blur, else 0)."""
     if spec in (None, "none"):
         return 0
+    if spec == "auto":
+        name = op.get("name")
+        spec = "scale" if name == "sr" else "half_kernel" if name == "blur" and op.get("boundary") == "valid" else 0
     if spec == "scale":
         return int(op.get("scale", 0))
     if spec == "half_kernel":
@@ -179,8 +183,9 @@ def suite_tasks(cfg) -> list[Task]:
 
 
 def plain_task(cfg) -> Task:
-    return Task(id=None, label=None, op=_plain(cfg.op), noise=_plain(cfg.noise),
-                border=int(cfg.metrics.border), channel=str(cfg.metrics.channel))
+    op = _plain(cfg.op)
+    return Task(id=None, label=None, op=op, noise=_plain(cfg.noise),
+                border=_border(cfg.metrics.border, op), channel=str(cfg.metrics.channel))
 
 
 def suite_images(cfg) -> list[Path]:

@@ -136,7 +136,7 @@ def run(cfg, outdir: str | Path, progress: bool = True) -> dict:
     ``metrics.json`` with one entry per image plus the means.
     """
     # --- benchmark hook (issue 6): threads; suites and image folders, batched and resumable ---
-    from pnp.benchmark import apply_threads, run_suite, wants_suite
+    from pnp.benchmark import _border, apply_threads, run_suite, wants_suite
 
     apply_threads(cfg)
     if wants_suite(cfg):
@@ -147,7 +147,7 @@ def run(cfg, outdir: str | Path, progress: bool = True) -> dict:
     prior, solver = build_triple(cfg)
     images = list_images(cfg.image) if cfg.get("image") else [default_image()]
     op_cfg, noise_cfg = _plain(cfg.op), _plain(cfg.noise)
-    border, channel = int(cfg.metrics.border), str(cfg.metrics.channel)
+    border, channel = _border(cfg.metrics.border, op_cfg), str(cfg.metrics.channel)
     entries = []
     for path in images:
         x_true = load_image(path)
@@ -157,7 +157,8 @@ def run(cfg, outdir: str | Path, progress: bool = True) -> dict:
         scalars = save_outputs(target, x, problem, extras, rows)
         entry = {**quality(x, problem, border, channel), **metrics, **scalars,
                  "prior": cfg.prior.name, "op": cfg.op.name, "solver": cfg.solver.name,
-                 "image": str(path), "seed": int(cfg.seed), "noise_sigma": problem.sigma * 255.0}
+                 "image": str(path), "seed": int(cfg.seed), "noise_sigma": problem.sigma * 255.0,
+                 "border": border, "channel": channel}
         entries.append(entry)
     result = entries[0] if len(entries) == 1 else {"images": entries, "mean": _means(entries)}
     save_json(result, outdir / "metrics.json")

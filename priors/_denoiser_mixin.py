@@ -98,6 +98,30 @@ class LearnedPrior(Prior):
         eta = torch.stack([torch.randn(like.shape[1:], generator=self.generator(i)) for i in range(like.shape[0])])
         return (sigma * eta).to(like.device, like.dtype)
 
+    def denoise_noisy(self, x: torch.Tensor, sigma: float, eta: torch.Tensor | None = None) -> torch.Tensor:
+        """D(x + eta, sigma) with eta ~ N(0, sigma^2 I) drawn here (or given).
+
+        A gray image under a colour network is replicated to 3 channels with independent noise
+        of std sqrt(3) sigma per channel, and the output channels averaged: the network sees
+        the gray images with i.i.d. colour noise it was trained on, and the channel mean, the
+        sufficient statistic, carries noise of std sigma, the prior's smoothing level.
+        (Replicating gray noise instead gives the network correlated noise it never saw.)
+        """
+        channels = getattr(self.net, "channels", x.shape[1])
+        if x.shape[1] == 1 and channels == 3:
+            s3 = 3**0.5 * sigma
+            z = x.expand(-1, 3, -1, -1)
+            z = z + (self.noise(z, s3) if eta is None else eta)
+            return self.net(z, s3).mean(1, keepdim=True)
+        return self.net(x + (self.noise(x, sigma) if eta is None else eta), sigma)
+
+    def noise_like(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """The eta that ``denoise_noisy(x, sigma)`` would draw (for tests that fix eta)."""
+        channels = getattr(self.net, "channels", x.shape[1])
+        if x.shape[1] == 1 and channels == 3:
+            return self.noise(x.expand(-1, 3, -1, -1), 3**0.5 * sigma)
+        return self.noise(x, sigma)
+
     def cached(self, x: torch.Tensor, compute):
         """``compute()`` for input ``x``, reused while ``x`` is the same, unmodified tensor."""
         c = self._cache

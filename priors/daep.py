@@ -26,6 +26,9 @@ magnitude matches U's (K^T of an s-fold antialiased downsampling is about U / s^
 
 On [0, 1] images: eta and sigma are divided by 255, and so are sigma_d and s, which leaves
 w unchanged; g_p and g_d are linear in the image scale, so step 0.1 is the authors' step.
+Gray images under the colour network get i.i.d. noise of std sqrt(3) sigma on the three
+replicated channels and the output channel mean (``LearnedPrior.denoise_noisy``): the same
+smoothing sigma in gray, and inputs like the network's training data.
 """
 from __future__ import annotations
 
@@ -78,22 +81,21 @@ class DAEP(LearnedPrior):
         return self._ab
 
     def residual(self, x: torch.Tensor, eta: torch.Tensor | None = None):
-        """(x', D(x' + eta), eta) with x' a leaf copy of x that requires grad (for the VJP)."""
+        """(x', D(x' + eta)) with x' a leaf copy of x that requires grad (for the VJP)."""
         def compute():
-            e = self.noise(x, self.sigma) if eta is None else eta
             with torch.enable_grad():
                 xi = x.detach().requires_grad_(True)
-                return xi, self.net(xi + e, self.sigma), e
+                return xi, self.denoise_noisy(xi, self.sigma, eta)
         return compute() if eta is not None else self.cached(x, compute)
 
     def energy(self, x: torch.Tensor, eta: torch.Tensor | None = None) -> torch.Tensor:
         """R(x) = ||x - D(x + eta)||^2 / 2 per batch element (eta: this iteration's draw)."""
-        xi, out, _ = self.residual(x, eta)
+        xi, out = self.residual(x, eta)
         return 0.5 * (xi - out).detach().pow(2).flatten(1).sum(1)
 
     def grad(self, x: torch.Tensor, step: int = 0, eta: torch.Tensor | None = None) -> torch.Tensor:
         """g_p = r - J^T r at x + eta (Eq. 8), by one vector-Jacobian product."""
-        xi, out, _ = self.residual(x, eta)
+        xi, out = self.residual(x, eta)
         self.forget()  # the next iteration draws a new eta
         r = (xi - out).detach()
         (jtr,) = torch.autograd.grad(out, xi, grad_outputs=r)

@@ -39,6 +39,9 @@ released code has no kernel-blind variant.
 
 On [0, 1] images sigma is divided by 255 and lambda is in 1 / intensity^2 units, which
 leaves w unchanged.
+Gray images under the colour network get i.i.d. noise of std sqrt(3) sigma on the three
+replicated channels and the output channel mean (``LearnedPrior.denoise_noisy``): the same
+smoothing sigma in gray, and inputs like the network's training data.
 """
 from __future__ import annotations
 
@@ -84,7 +87,8 @@ class DMSP(LearnedPrior):
 
     def check(self, problem) -> None:
         op = problem.op
-        if self.kernel_blind and not (hasattr(op, "kernel") and hasattr(getattr(op, "physics", None), "update_parameters")):
+        settable = hasattr(op, "kernel") and hasattr(getattr(op, "physics", None), "update_parameters")
+        if self.kernel_blind and not settable:
             raise PnPError(f"prior.kernel_blind=true needs a blur operator (op=blur) whose kernel it can "
                            f"estimate; {type(op).__name__} has none")
 
@@ -148,9 +152,11 @@ class DMSP(LearnedPrior):
                 r = op.physics.A(x, filter=kv[None, None]) - target
                 return torch.autograd.grad(0.5 * r.pow(2).sum(), kv)[0]
 
-        v = self._v if self._v is not None else torch.randn(k.shape, generator=torch.Generator().manual_seed(self._seed)).to(k)
+        v = self._v
+        if v is None:
+            v = torch.randn(k.shape, generator=torch.Generator().manual_seed(self._seed)).to(k)
         lipschitz = 0.0
-        for _ in range(self.power_iterations if self._v is not None else 20):
+        for _ in range(self.power_iterations if self._v is not None else 20):  # 20 at the start
             v = v - v.mean()
             v = v / v.norm().clamp_min(1e-30)
             w = blur_grad(v, 0.0)
@@ -164,7 +170,7 @@ class DMSP(LearnedPrior):
         """D(x + eta, sigma) (cached between the objective and the next gradient)."""
         def compute():
             with torch.no_grad():
-                return self.net(x + (self.noise(x, self.sigma) if eta is None else eta), self.sigma)
+                return self.denoise_noisy(x, self.sigma, eta)
         return compute() if eta is not None else self.cached(x, compute)
 
     def grad(self, x: torch.Tensor, step: int = 0, eta: torch.Tensor | None = None) -> torch.Tensor:

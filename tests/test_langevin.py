@@ -12,7 +12,7 @@ from pnp.errors import PnPError
 from pnp.operator import Operator
 from pnp.problem import Problem, make_problem
 from pnp.priors.score import ScorePrior
-from pnp.registry import OPERATORS, check_compatible
+from pnp.registry import check_compatible
 from pnp.runner import save_outputs
 from pnp.solvers.langevin import Langevin
 

@@ -117,6 +117,23 @@ def test_dmsp_gradient_is_the_mean_shift_vector():
     assert abs(float(eta.std()) - 11 / 255) < 0.1 * 11 / 255
 
 
+def test_gray_images_get_iid_colour_noise_under_a_colour_network():
+    """A gray x under a 3-channel D: D(rep(x) + eta3, sqrt(3) sigma) averaged over channels,
+    eta3 i.i.d. with std sqrt(3) sigma (its channel mean has std sigma)."""
+    net = TinyNet()
+    net.channels = 3
+    problem = make_problem(crop(16).mean(1, keepdim=True), BLUR, {"name": "gaussian", "sigma": 2.55}, seed=0)
+    prior = PRIORS.build("dmsp").set_network(net)
+    prior.setup(problem)
+    x = problem.op.init(problem.y)
+    eta = prior.noise_like(x, prior.sigma)
+    assert eta.shape[1] == 3 and abs(float(eta.mean(1).std()) - 11 / 255) < 0.15 * 11 / 255
+    s3 = 3**0.5 * prior.sigma
+    with torch.no_grad():
+        ref = x - net(x.expand(-1, 3, -1, -1) + eta, s3).mean(1, keepdim=True)
+    torch.testing.assert_close(prior.grad(x, 1, eta=eta), ref)
+
+
 def test_noise_is_seeded_and_the_same_alone_or_batched():
     problem = blur_problem(size=16)
     a, b = (PRIORS.build("dmsp").set_network(TinyNet()) for _ in range(2))
@@ -261,6 +278,13 @@ def test_dmsp_kernel_blind_keeps_a_normalised_kernel_and_reports_it():
 def test_bad_hyperparameters_are_one_line_errors(name, kw, match):
     with pytest.raises(PnPError, match=match) as err:
         PRIORS.build(name, **kw)
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_weights_file_is_one_line():
+    prior = PRIORS.build("red", denoiser={"weights": "/nonexistent/dn.pt"})
+    with pytest.raises(PnPError, match="prior.denoiser.weights: weights file not found") as err:
+        prior.setup(blur_problem(size=16))
     assert "\n" not in str(err.value)
 
 
