@@ -47,7 +47,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -57,6 +56,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from pnp.errors import PnPError
+from pnp.io import atomic_write
 from pnp.models.ffdnet import FFDNet
 from pnp.models.loading import SHIPPED_WEIGHTS, short_message, load_denoiser
 
@@ -174,19 +174,9 @@ def psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
 
 # ----------------------------------------------------------------------- checkpoints
 def save_atomic(obj, path: Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save through ``pnp.io.atomic_write`` (temp file, fsync, os.replace), then fsync the folder."""
+    with atomic_write(path) as f:
+        torch.save(obj, f)
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dfd)
