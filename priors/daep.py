@@ -22,7 +22,10 @@ floor(k/2) pixels (DAEPDeblur.m; ``mask_border``). Noise-free super-resolution
 (``schedule``), with the data gradient ``sr_data_grad``:
 ``bicubic`` = bicubic upsampling of the residual, U(Kx - y), as the authors' code does, or
 ``adjoint`` = s^2 K^T(Kx - y), the true gradient scaled by the area factor s^2 so that its
-magnitude matches U's (K^T of an s-fold antialiased downsampling is about U / s^2).
+magnitude matches U's. For ``op=sr kernel=bicubic`` at an integer scale the two coincide:
+MATLAB's bicubic upsampling matrix is exactly s^2 times the transpose of its antialiased
+downsampling matrix (checked: U r - s^2 K^T r = 0 on Set5), so both give the same iterates;
+they differ for the kernel-based SR operators.
 
 On [0, 1] images: eta and sigma are divided by 255, and so are sigma_d and s, which leaves
 w unchanged; g_p and g_d are linear in the image scale, so step 0.1 is the authors' step.
