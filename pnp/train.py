@@ -64,7 +64,7 @@ CKPT_NAME = "denoiser_last.pt"
 LOG_NAME = "train_log.csv"
 LOG_FIELDS = ["step", "loss", "lr", "sec_per_step", "val_psnr", "val_detail"]
 RESUME_KEYS = ["seed", "precision", "model", "data", "patch", "batch", "sigma_range", "p_high", "sigma_high",
-               "loss_sigma_ref", "steps", "lr", "lr_min", "warmup", "threads"]
+               "loss_sigma_ref", "steps", "lr", "lr_min", "warmup", "clip_grad", "threads"]
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -319,6 +319,8 @@ def train(cfg: DictConfig) -> FFDNet:
                 raise PnPError(f"loss became {loss.item()} at step {step}; lower lr= (last good checkpoint kept)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.get("clip_grad"):  # spikes from high-noise batches killed ReLUs and undid training
+                torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.clip_grad))
             opt.step()
             step += 1
             loss_sum, n_loss = loss_sum + loss.item(), n_loss + 1
