@@ -156,7 +156,7 @@ def suite_tasks(cfg) -> list[Task]:
             folder = None
         if folder is None:
             raise PnPError(f"benchmark {name} needs benchmark.kernels=DIR, a folder of kernel files "
-                           f"(e.g. ../shared/data/kernels/levin)")
+                           f"(e.g. a folder holding the 8 Levin et al. kernels as .npy files)")
         axes["op.kernel"] = [str(p) for p in kernel_files(folder, suite.get("kernel_pattern"))]
     for key, values in _plain(suite.get("grid") or {}).items():
         if not key.startswith(("op.", "noise.")):
