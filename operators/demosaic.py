@@ -5,12 +5,12 @@ import torch
 import torch.nn.functional as F
 from deepinv.physics import Inpainting
 
-from pnp.operator import Operator
+from pnp.operators.inpaint import MaskedOperator
 
 PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 
 
-class Demosaic(Operator):
+class Demosaic(MaskedOperator):
     """y = m . x with the Bayer mask m (3 x H x W): each pixel keeps one colour channel.
 
     ``pattern`` names the colours of the 2 x 2 tile in reading order: RGGB (default) has red at
@@ -22,8 +22,6 @@ class Demosaic(Operator):
     observed samples and averages the 2 or 4 nearest ones elsewhere (also at the border).
     """
 
-    # deepinv physics, a submodule (so .to() moves it); a property because Operator's class
-    # attribute ``physics = None`` would otherwise hide nn.Module's submodule lookup.
     def __init__(self, shape, generator: torch.Generator | None = None, pattern: str = "RGGB"):
         super().__init__(shape, generator)
         C, H, W = self.shape
@@ -35,15 +33,6 @@ class Demosaic(Operator):
         for position, colour in enumerate(pattern):
             mask["RGB".index(colour), position // 2::2, position % 2::2] = 1
         self.physics = Inpainting(img_size=self.shape, mask=mask, pixelwise=False)
-
-    @property
-    def mask(self) -> torch.Tensor:
-        """1 x 3 x H x W, 1 where a colour is observed."""
-        return self.physics.mask
-
-    def restrict(self, y):
-        """Unobserved pixels carry no data: y = m . (A x + n)."""
-        return y * self.mask.to(y.dtype)
 
     def baseline(self, y):
         corner = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])

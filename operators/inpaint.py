@@ -13,7 +13,20 @@ from pnp.errors import PnPError
 from pnp.operator import Operator
 
 
-class Inpaint(Operator):
+class MaskedOperator(Operator):
+    """y = m . x for a binary mask m held by a deepinv ``Inpainting`` physics."""
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """1 where observed (1 x 1 x H x W for pixels, 1 x 3 x H x W per colour)."""
+        return self.physics.mask
+
+    def restrict(self, y):
+        """Unobserved values carry no data: y = m . (A x + n)."""
+        return y * self.mask.to(y.dtype)
+
+
+class Inpaint(MaskedOperator):
     """y = m . x with a binary mask m (1 = observed), the same for every colour channel.
 
     A = A^T = diag(m) (deepinv ``Inpainting``); y keeps the image's shape, zeros where missing.
@@ -40,15 +53,6 @@ class Inpaint(Operator):
             observed = torch.ones(H * W)
             observed[torch.randperm(H * W, generator=generator)[:removed]] = 0
         self.physics = Inpainting(img_size=self.shape, mask=observed.reshape(1, H, W).to(torch.get_default_dtype()))
-
-    @property
-    def mask(self) -> torch.Tensor:
-        """1 x 1 x H x W, 1 where observed."""
-        return self.physics.mask
-
-    def restrict(self, y):
-        """Unobserved pixels carry no data: y = m . (A x + n)."""
-        return y * self.mask.to(y.dtype)
 
     def baseline(self, y):
         return fill_missing(y * self.mask, self.mask)
