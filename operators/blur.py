@@ -30,8 +30,6 @@ class Blur(Operator):
     ``box`` or ``motion`` (random trajectory from ``generator``), ``kernel_size`` square.
     """
 
-    # deepinv physics, a submodule (so .to() moves it); a property because Operator's class
-    # attribute ``physics = None`` would otherwise hide nn.Module's submodule lookup.
 
     def __init__(self, shape, generator: torch.Generator | None = None, kernel: str = "gaussian",
                  kernel_size: int = 25, kernel_sigma: float = 1.6, boundary: str = "valid"):

@@ -13,8 +13,6 @@ class Denoise(Operator):
     Data step elementwise: x = (y / sigma^2 + rho z) / (1 / sigma^2 + rho). Baseline and init: y.
     """
 
-    # deepinv physics, a submodule (so .to() moves it); a property because Operator's class
-    # attribute ``physics = None`` would otherwise hide nn.Module's submodule lookup.
 
     def __init__(self, shape, generator: torch.Generator | None = None):
         super().__init__(shape, generator)

@@ -37,8 +37,6 @@ class Inpaint(MaskedOperator):
     (``fill_missing``); the observed pixels are kept.
     """
 
-    # deepinv physics, a submodule (so .to() moves it); a property because Operator's class
-    # attribute ``physics = None`` would otherwise hide nn.Module's submodule lookup.
     def __init__(self, shape, generator: torch.Generator | None = None, missing: float = 0.5,
                  mask: str | None = None):
         super().__init__(shape, generator)
