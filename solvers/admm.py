@@ -10,7 +10,8 @@ with over-relaxation alpha, Boyd Sec. 3.4.3; RED's RunADMM.m) on E = ||Ax - y||^
 ``sigma_prox`` (0-255 units), the level at which the prox denoises: lambda / rho =
 (sigma_prox / 255)^2; when that is null too, sigma_prox = the noise level sigma_eff * 255.
 alpha in (0, 2]: 1 is plain ADMM, 2 is RED's deblurring setting (Peaceman-Rachford). Returns x,
-as RED does (x = v at convergence); the objective is reported at x.
+as RED does (x = v at convergence); the objective is reported at v, where the prior has
+just evaluated its network (cached), so an iteration costs one denoiser call, not two.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ class ADMM(Solver):
             h = self.alpha * x + (1 - self.alpha) * v
             v = prior.prox(h + u, prior.weight / rho)
             u = u + h - v
-            monitor(k, x, self.objective(problem, prior, x))
+            monitor(k, x, self.objective(problem, prior, v))
             if monitor.should_stop:
                 break
         return x
