@@ -41,23 +41,32 @@ class Operator(torch.nn.Module):
         """
         return self.physics.prox_l2(z, y, 1.0 / (rho * sigma**2))
 
-    def data_step_cg(self, y, z, rho, sigma, iterations: int = 500, tol: float = 1e-10):
-        """The data step by conjugate gradients on the normal equations (the reference)."""
+    def data_step_cg(self, y, z, rho, sigma, iterations: int = 500, tol: float = 1e-10, precondition=None):
+        """The data step by (preconditioned) conjugate gradients on the normal equations.
+
+        Solves N x = b, N = A^T A / sigma^2 + rho I, b = A^T y / sigma^2 + rho z, from x = z,
+        until ||b - N x|| <= tol ||b||. ``precondition(r)`` applies M^-1 for an SPD M ~ N
+        (Golub & Van Loan, Alg. 11.5.1); None: plain CG.
+        """
         def normal(v):
             return self.A_adjoint(self.A(v)) / sigma**2 + rho * v
 
+        apply_m = precondition or (lambda v: v)
         b = self.A_adjoint(y) / sigma**2 + rho * z
         x = z.clone()
         r = b - normal(x)
-        p, rs = r.clone(), (r * r).sum()
+        s = apply_m(r)
+        p, rs = s.clone(), (r * s).sum()
+        b_norm = b.norm()
         for _ in range(iterations):
-            if rs.sqrt() <= tol * b.norm():
+            if r.norm() <= tol * b_norm:
                 break
             q = normal(p)
             alpha = rs / (p * q).sum()
             x, r = x + alpha * p, r - alpha * q
-            rs_new = (r * r).sum()
-            p, rs = r + (rs_new / rs) * p, rs_new
+            s = apply_m(r)
+            rs_new = (r * s).sum()
+            p, rs = s + (rs_new / rs) * p, rs_new
         return x
 
     def restrict(self, y: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from pnp.errors import PnPError
 from pnp.models import FFDNet, load_denoiser
-from pnp.train import CKPT_NAME, export, train
+from pnp.train import CKPT_NAME, export, sample_batch, sample_noise, train
 
 
 def write_images(folder: Path, n=4, size=(40, 36)):
@@ -66,6 +66,33 @@ def test_export_and_arch_mismatch(tmp_path):
     assert isinstance(net, FFDNet) and (net.depth, net.width) == (3, 8)
     with pytest.raises(PnPError, match="architecture"):
         train(OmegaConf.merge(cfg, {"model": {"width": 16}}))
+
+
+def test_batchnorm_training_exports_a_fused_network(tmp_path):
+    cfg = config(tmp_path, steps=3, val_every=3, model={"norm": True})
+    model = train(cfg).eval()
+    out = export(OmegaConf.merge(cfg, {"export": {"out": str(tmp_path / "w.pt")}}))
+    net = load_denoiser(out)
+    assert not net.norm and not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    x = torch.rand(2, 3, 20, 18)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, 0.1), model.set_precision("fp32")(x, 0.1), atol=1e-5, rtol=1e-5)
+    # the training checkpoint itself (with BatchNorm) loads too, fused
+    ck_net = load_denoiser(tmp_path / "run" / CKPT_NAME)
+    with torch.no_grad():
+        torch.testing.assert_close(ck_net(x, 0.1), net(x, 0.1))
+
+
+def test_gray_patches_get_channel_identical_noise():
+    g = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (1, 30, 30), dtype=torch.uint8, generator=g),
+              torch.randint(0, 256, (3, 30, 30), dtype=torch.uint8, generator=g)]
+    clean, gray = sample_batch(images, g, 16, 8)
+    assert gray.any() and (~gray).any()
+    assert all(torch.equal(c[0], c[1]) == bool(k) for c, k in zip(clean, gray))
+    n = sample_noise(g, clean.shape, gray)
+    assert torch.equal(n[gray][:, 0], n[gray][:, 2])
+    assert not torch.equal(n[~gray][:, 0], n[~gray][:, 2])
 
 
 def run_cli(tmp_path, *args):

@@ -8,6 +8,11 @@ Image Denoising", IEEE TIP 27(9), 2018.  Design (colour variant, no BatchNorm):
     r   = Conv3x3 -> (depth-2) x [Conv3x3 + ReLU] -> Conv3x3   (ReLU after the first too)
     D   = y - PixelShuffle_2(r)                         (residual learning), cropped to H x W
 
+For training, the middle convolutions can carry BatchNorm (``norm=True``, as in
+FFDNet and DnCNN, where it lets Adam run at lr 1e-3); ``fused()`` folds each
+BatchNorm into its convolution, ``W' = W g / sqrt(v + eps)``,
+``b' = beta - m g / sqrt(v + eps)``, giving the norm-free network that is shipped.
+
 ``x`` is on the [0, 1] scale, ``sigma`` the noise standard deviation on the same
 scale (a float, or a tensor of shape (B,), (B,1) or (B,1,1,1)).  Gray inputs
 (1 channel) are replicated to 3 channels and the 3 outputs are averaged.
@@ -16,6 +21,7 @@ scale (a float, or a tensor of shape (B,), (B,1) or (B,1,1,1)).  Gray inputs
 from __future__ import annotations
 
 import contextlib
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -44,15 +50,20 @@ class FFDNet(nn.Module):
             on CPUs with AMX, and fast on CUDA).  Changeable with ``set_precision``.
     """
 
-    def __init__(self, depth: int = 12, width: int = 96, channels: int = 3, precision: str = "fp32"):
+    def __init__(self, depth: int = 12, width: int = 96, channels: int = 3, precision: str = "fp32",
+                 norm: bool = False):
         super().__init__()
         if depth < 3:
             raise ValueError("depth must be >= 3")
-        self.depth, self.width, self.channels = depth, width, channels
+        self.depth, self.width, self.channels, self.norm = depth, width, channels, norm
         c4 = 4 * channels
         layers = [nn.Conv2d(c4 + 1, width, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
-            layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True)]
+            if norm:
+                layers += [nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)]
+            else:
+                layers.append(nn.Conv2d(width, width, 3, padding=1))
+            layers.append(nn.ReLU(inplace=True))
         layers.append(nn.Conv2d(width, c4, 3, padding=1))
         self.body = nn.Sequential(*layers)
         self.reset_parameters()
@@ -69,9 +80,32 @@ class FFDNet(nn.Module):
         convs = [m for m in self.body if isinstance(m, nn.Conv2d)]
         for m in convs:
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         with torch.no_grad():
             convs[-1].weight.mul_(0.1)
+
+    @torch.no_grad()
+    def fused(self) -> "FFDNet":
+        """A norm-free copy (eval-mode BatchNorm folded into the convolutions), same precision."""
+        if not self.norm:
+            return copy.deepcopy(self)
+        out = FFDNet(self.depth, self.width, self.channels).to(next(self.parameters()).device)
+        src = [m for m in self.body if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+        dst = iter(m for m in out.body if isinstance(m, nn.Conv2d))
+        for i, m in enumerate(src):
+            if not isinstance(m, nn.Conv2d):
+                continue
+            d = next(dst)
+            bn = src[i + 1] if i + 1 < len(src) and isinstance(src[i + 1], nn.BatchNorm2d) else None
+            if bn is None:
+                d.weight.copy_(m.weight)
+                d.bias.copy_(m.bias)
+            else:
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                d.weight.copy_(m.weight * scale.view(-1, 1, 1, 1))
+                d.bias.copy_(bn.bias - bn.running_mean * scale)
+        return out.set_precision(self.precision)
 
     def set_precision(self, precision: str) -> "FFDNet":
         """Select "fp32" or "bf16" (bf16 autocast + channels_last weights)."""

@@ -131,10 +131,16 @@ def _conv_indices(sd: dict, prefix: str) -> list[int]:
 
 
 def _build_ffdnet(sd: dict):
-    idx = _conv_indices(sd, "body.")
+    """FFDNet from its state dict; a training state with BatchNorm is loaded, then fused."""
+    idx = [i for i in _conv_indices(sd, "body.") if sd[f"body.{i}.weight"].ndim == 4]
     w0 = sd["body.0.weight"]
-    net = FFDNet(depth=len(idx), width=w0.shape[0], channels=(w0.shape[1] - 1) // 4)
-    return net, sd
+    norm = any(k.endswith("running_mean") for k in sd)
+    net = FFDNet(depth=len(idx), width=w0.shape[0], channels=(w0.shape[1] - 1) // 4, norm=norm)
+    if not norm:
+        return net, sd
+    net.load_state_dict(sd, strict=True)
+    fused = net.fused()
+    return fused, fused.state_dict()
 
 
 def _build_dncnn(sd: dict):
