@@ -35,11 +35,14 @@ def _plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
 
 
-def solver_params(solver_cfg: dict, prior_cfg: dict) -> dict:
+def solver_params(solver_cfg: dict, prior_cfg: dict, op_name: str | None = None) -> dict:
     """Solver keyword arguments: the solver config's values; a null value takes the prior's
-    recommendation (``prior.solvers.<solver name>.<key>``), else the solver's own default."""
+    recommendation for this operator (``prior.solvers.by_op.<op>.<solver>.<key>``), else for
+    any operator (``prior.solvers.<solver>.<key>``), else the solver's own default."""
     name = solver_cfg["name"]
-    recommended = (prior_cfg.get("solvers") or {}).get(name) or {}
+    solvers = prior_cfg.get("solvers") or {}
+    by_op = ((solvers.get("by_op") or {}).get(op_name) or {}).get(name) or {}
+    recommended = {**(solvers.get(name) or {}), **by_op}
     params = {k: v for k, v in solver_cfg.items() if k != "name"}
     for key, value in recommended.items():
         if params.get(key) is None:
@@ -52,7 +55,8 @@ def build_triple(cfg) -> tuple[object, object]:
     prior_cfg, solver_cfg = _plain(cfg.prior), _plain(cfg.solver)
     check_compatible(prior_cfg["name"], solver_cfg["name"])
     prior = PRIORS.build(prior_cfg["name"], **{k: v for k, v in prior_cfg.items() if k not in RESERVED_PRIOR_KEYS})
-    solver = SOLVERS.build(solver_cfg["name"], **solver_params(solver_cfg, prior_cfg))
+    op_name = cfg.op.get("name") if "op" in cfg else None
+    solver = SOLVERS.build(solver_cfg["name"], **solver_params(solver_cfg, prior_cfg, op_name))
     return prior, solver
 
 

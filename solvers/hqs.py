@@ -10,8 +10,9 @@ This is HQS on ||Ax - y||^2 / (2 s^2) + lam R(x). DPIR writes the data step unno
 argmin ||y - Hx||^2 + alpha_k ||x - z||^2 with alpha_k = lam s^2 / sigma_k^2 (lam = 0.23,
 s = max(noise, 0.255/255)); dividing by 2 s^2 gives rho_k = alpha_k / s^2 = lam / sigma_k^2.
 ``lam`` null means the prior's weight (a denoiser prior carries DPIR's 0.23); ``sigma_end``
-null means the noise level sigma_eff (DPIR: modelSigma2 = the noise level). z_0 = op.init(y)
-(DPIR starts from the blurred y). Returns z_K.
+null means max(noise level sigma_eff, ``sigma_end_min``) (DPIR: modelSigma2 = the noise level
+for deblurring, max(scale, noise level) for super-resolution, main_dpir_sisr.py).
+z_0 = op.init(y) (DPIR starts from the blurred y, or the bicubic upsampling). Returns z_K.
 """
 from __future__ import annotations
 
@@ -28,19 +29,23 @@ class HQS(Solver):
     requires = frozenset({Capability.PROX})
 
     def __init__(self, iterations: int = 8, sigma_start: float = 49.0, sigma_end: float | None = None,
-                 lam: float | None = None):
+                 lam: float | None = None, sigma_end_min: float = 0.0):
         super().__init__(iterations)
-        if sigma_start <= 0 or (sigma_end is not None and sigma_end <= 0):
-            raise PnPError(f"solver.sigma_start and solver.sigma_end must be > 0 (0-255 units), "
-                           f"got {sigma_start} and {sigma_end}")
+        if sigma_start <= 0 or (sigma_end is not None and sigma_end <= 0) or sigma_end_min < 0:
+            raise PnPError(f"solver.sigma_start and solver.sigma_end must be > 0 and solver.sigma_end_min "
+                           f">= 0 (0-255 units), got {sigma_start}, {sigma_end}, {sigma_end_min}")
         if lam is not None and lam <= 0:
             raise PnPError(f"solver.lam must be > 0, got {lam}")
         self.sigma_start, self.sigma_end, self.lam = float(sigma_start), sigma_end, lam
+        self.sigma_end_min = float(sigma_end_min)
 
     def schedule(self, problem) -> list[float]:
         """sigma_k on the [0, 1] scale, log-spaced from sigma_start to sigma_end."""
         start = self.sigma_start / 255.0
-        end = self.sigma_end / 255.0 if self.sigma_end is not None else problem.sigma_eff
+        if self.sigma_end is not None:
+            end = self.sigma_end / 255.0
+        else:
+            end = max(problem.sigma_eff, self.sigma_end_min / 255.0)
         if self.iterations == 1:
             return [end]
         ratio = math.log(end / start) / (self.iterations - 1)

@@ -1,6 +1,7 @@
 """The five iterative solvers on a tiny deblurring problem with the TV prior."""
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import deepinv
 import pytest
@@ -141,3 +142,19 @@ def test_monitor_logs_rows_and_stops_on_nan():
     with pytest.raises(PnPError, match="diverged at iteration 5.*solver.rho"):
         monitor(5, torch.full_like(x_true, float("nan")))
     monitor.close()
+
+
+@pytest.mark.parametrize("op, iterations, end_min", [("sr", 24, 3), ("blur", 8, None)])
+def test_prior_recommendations_per_operator(op, iterations, end_min):
+    """The denoiser prior recommends DPIR's HQS settings: 8 iterations for deblurring,
+    24 down to max(scale, noise) for super-resolution (solvers.by_op.sr)."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("pnp.conf", version_base=None):
+        cfg = compose("config", overrides=["prior=denoiser", f"op={op}", *(["op.scale=3"] if op == "sr" else [])])
+    prior_cfg = OmegaConf.to_container(cfg.prior, resolve=True)
+    params = solver_params(OmegaConf.to_container(cfg.solver, resolve=True), prior_cfg, op)
+    assert params["iterations"] == iterations and params.get("sigma_end_min") == end_min
+    solver = HQS(**params)
+    problem = SimpleNamespace(sigma_eff=0.255 / 255)
+    assert solver.schedule(problem)[-1] == pytest.approx((end_min or 0.255) / 255)
