@@ -21,6 +21,13 @@ class Solver:
             raise PnPError(f"solver.iterations must be at least 1, got {iterations}")
         self.iterations = int(iterations)
 
+    @staticmethod
+    def positive(name: str, value) -> float:
+        """``value`` as a float if > 0, else a one-line PnPError naming ``solver.<name>``."""
+        if not float(value) > 0:
+            raise PnPError(f"solver.{name} must be > 0, got {value}")
+        return float(value)
+
     def solve(self, problem, prior, monitor) -> torch.Tensor:
         """Return the restored image for ``problem`` under ``prior``."""
         raise NotImplementedError

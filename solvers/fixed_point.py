@@ -16,7 +16,6 @@ from __future__ import annotations
 import torch
 
 from pnp.capabilities import Capability
-from pnp.errors import PnPError
 from pnp.solver import Solver
 
 
@@ -25,9 +24,7 @@ class FixedPoint(Solver):
 
     def __init__(self, iterations: int = 100, step: float = 1.0):
         super().__init__(iterations)
-        if step <= 0:
-            raise PnPError(f"solver.step must be > 0, got {step}")
-        self.step = float(step)
+        self.step = self.positive("step", step)
 
     @torch.no_grad()
     def solve(self, problem, prior, monitor) -> torch.Tensor:

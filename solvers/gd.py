@@ -25,11 +25,9 @@ class GradientDescent(Solver):
     def __init__(self, iterations: int = 200, step: float = 1.0, momentum: float = 0.0,
                  nesterov: bool = False, project: bool = True):
         super().__init__(iterations)
-        if step <= 0:
-            raise PnPError(f"solver.step must be > 0, got {step}")
         if not 0 <= momentum < 1:
             raise PnPError(f"solver.momentum must be in [0, 1), got {momentum}")
-        self.step, self.momentum = float(step), float(momentum)
+        self.step, self.momentum = self.positive("step", step), float(momentum)
         self.nesterov, self.project = bool(nesterov), bool(project)
 
     def direction(self, problem, prior, x: torch.Tensor, t: int) -> torch.Tensor:
