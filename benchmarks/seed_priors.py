@@ -89,8 +89,6 @@ def table_sr(a, extra) -> None:
         for s in a.scales:
             args = ["benchmark=sr", f"benchmark.images={images}", "benchmark.grid={op.scale:[%d]}" % s,
                     "benchmark.metrics.channel=rgb", f"prior={prior}"]
-            if prior == "denoiser":  # DPIR's SR schedule: 24 iterations down to sigma = scale
-                args += [f"solver.sigma_end={s}"] + ([] if a.iterations else ["solver.iterations=24"])
             if a.iterations:
                 args += [f"solver.iterations={a.iterations}"]
             m = cli(a.out / "sr" / f"{prior}_x{s}", args, extra, a.threads)
