@@ -103,9 +103,11 @@ class LearnedPrior(Prior):
 
         A gray image under a colour network is replicated to 3 channels with independent noise
         of std sqrt(3) sigma per channel, and the output channels averaged: the network sees
-        the gray images with i.i.d. colour noise it was trained on, and the channel mean, the
-        sufficient statistic, carries noise of std sigma, the prior's smoothing level.
-        (Replicating gray noise instead gives the network correlated noise it never saw.)
+        the gray images with i.i.d. colour noise, and the channel mean, the sufficient
+        statistic, carries noise of std sigma, the prior's smoothing level. Measured against
+        replicating one gray draw (which the network is also trained on), shipped weights,
+        three 128x128 Set12 crops, Levin kernel 1, noise 7.65, 150 iterations: DMSP 25.79 vs
+        25.62 dB, DAEP 24.24 vs 24.12 dB.
         """
         channels = getattr(self.net, "channels", x.shape[1])
         if x.shape[1] == 1 and channels == 3:
