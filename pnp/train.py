@@ -19,9 +19,9 @@ Training (``mode=train``, config ``pnp/conf/train.yaml``):
   per-sigma weight does not move the minimiser, the MMSE denoiser ``E[x | y]``, which by Tweedie's formula gives the score
   ``grad log p_sigma(y) = (D(y, sigma) - y) / sigma^2`` used by RED, DAEP, DMSP and
   the score sampler (Efron 2011; Kadkhodaie & Simoncelli 2021).
-* optimiser: Adam, ``lr`` (2e-4; with 1e-3 this BN-free net falls back to the identity
-  plateau, measured: loss/identity-loss 0.66 vs 0.37 after 350 steps at batch 16)
-  with a linear warm-up of ``warmup`` steps, then cosine decay
+* optimiser: Adam, ``lr`` (1e-3, with the global gradient-norm clip ``clip_grad``; see
+  ``conf/train.yaml`` for the measured alternatives) with a linear warm-up of ``warmup``
+  steps, then cosine decay
   ``lr_min + (lr - lr_min) (1 + cos(pi t)) / 2``, ``t = (k - warmup) / (steps - warmup)``.
   The schedule is a pure function of the step, so its state is the step itself.
 * determinism: step ``k`` draws patches, flips, sigmas and noise from a generator

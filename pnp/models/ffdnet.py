@@ -9,7 +9,7 @@ Image Denoising", IEEE TIP 27(9), 2018.  Design (colour variant, no BatchNorm):
     D   = y - PixelShuffle_2(r)                         (residual learning), cropped to H x W
 
 For training, the middle convolutions can carry BatchNorm (``norm=True``, as in
-FFDNet and DnCNN, where it lets Adam run at lr 1e-3); ``fused()`` folds each
+the original FFDNet and DnCNN; off by default: not faster here); ``fused()`` folds each
 BatchNorm into its convolution, ``W' = W g / sqrt(v + eps)``,
 ``b' = beta - m g / sqrt(v + eps)``, giving the norm-free network that is shipped.
 
@@ -26,6 +26,7 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -87,24 +88,22 @@ class FFDNet(nn.Module):
 
     @torch.no_grad()
     def fused(self) -> "FFDNet":
-        """A norm-free copy (eval-mode BatchNorm folded into the convolutions), same precision."""
+        """A norm-free copy (eval-mode BatchNorm folded into the convolutions, by
+        ``torch.nn.utils.fusion.fuse_conv_bn_weights``), same precision."""
         if not self.norm:
             return copy.deepcopy(self)
         out = FFDNet(self.depth, self.width, self.channels).to(next(self.parameters()).device)
-        src = [m for m in self.body if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
-        dst = iter(m for m in out.body if isinstance(m, nn.Conv2d))
-        for i, m in enumerate(src):
-            if not isinstance(m, nn.Conv2d):
+        layers = [m for m in self.body if not isinstance(m, nn.ReLU)]  # conv, [bn,] conv, ...
+        targets = iter(m for m in out.body if isinstance(m, nn.Conv2d))
+        for conv, nxt in zip(layers, layers[1:] + [None]):
+            if not isinstance(conv, nn.Conv2d):
                 continue
-            d = next(dst)
-            bn = src[i + 1] if i + 1 < len(src) and isinstance(src[i + 1], nn.BatchNorm2d) else None
-            if bn is None:
-                d.weight.copy_(m.weight)
-                d.bias.copy_(m.bias)
-            else:
-                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-                d.weight.copy_(m.weight * scale.view(-1, 1, 1, 1))
-                d.bias.copy_(bn.bias - bn.running_mean * scale)
+            w, b = conv.weight, conv.bias
+            if isinstance(nxt, nn.BatchNorm2d):
+                w, b = fuse_conv_bn_weights(w, b, nxt.running_mean, nxt.running_var, nxt.eps, nxt.weight, nxt.bias)
+            target = next(targets)
+            target.weight.copy_(w)
+            target.bias.copy_(b)
         return out.set_precision(self.precision)
 
     def set_precision(self, precision: str) -> "FFDNet":
