@@ -17,9 +17,15 @@ class Blur(Operator):
 
     - ``boundary='valid'`` (the DAEP/DMSP papers' choice, MATLAB ``conv2(x, k, 'valid')``):
       y is (H - kh + 1) x (W - kw + 1), no boundary assumption. A^T y = k~ *_full y, the full
-      correlation (``conv2(y, rot90(k, 2), 'full')``). deepinv ``Blur(padding='valid')``.
+      correlation (``conv2(y, rot90(k, 2), 'full')``). Computed by FFTs of the image size:
+      the valid part of a circular convolution never wraps, so A = P C with C the circular
+      convolution by k (kernel at the origin) and P the crop of the first kh - 1 rows and
+      kw - 1 columns; A^T = C^T P^T (zero-fill, then circular correlation). Same result as
+      deepinv's direct ``Blur(padding='valid')`` (kept as ``self.physics``), 5-20x faster
+      for the 13-27 pixel kernels of the Levin set.
       Data step: conjugate gradients on (A^T A / sigma^2 + rho I) x = A^T y / sigma^2 + rho z
-      (``data_step_cg``; deepinv's default CG stops at tol 1e-4 / 50 iterations, too loose),
+      (``data_step_cg``) to the relative residual ``cg_tol`` (1e-4: 2-4 iterations; the step is
+      then within 58-95 dB PSNR of an exact solve, measured on Set12 01 with Levin kernel 4),
       preconditioned by the circular-boundary system, which FFTs invert exactly.
       Baseline and init: y padded back to H x W by replicating its border pixels.
     - ``boundary='circular'`` (DPIR/USRNet, ``scipy.ndimage.convolve(x, k, mode='wrap')``):
@@ -33,8 +39,11 @@ class Blur(Operator):
 
 
     def __init__(self, shape, generator: torch.Generator | None = None, kernel: str = "gaussian",
-                 kernel_size: int = 25, kernel_sigma: float = 1.6, boundary: str = "valid"):
+                 kernel_size: int = 25, kernel_sigma: float = 1.6, boundary: str = "valid",
+                 cg_tol: float = 1e-4):
         super().__init__(shape, generator)
+        self.require(0 < cg_tol < 1, f"blur.cg_tol must be in (0, 1), got {cg_tol}")
+        self.cg_tol = float(cg_tol)
         self.require(boundary in BOUNDARIES, f"blur.boundary must be one of {', '.join(BOUNDARIES)}, got '{boundary}'")
         k = make_kernel(kernel, kernel_size, kernel_sigma, generator).to(torch.get_default_dtype())
         check_fits(k, self.shape)
@@ -46,17 +55,43 @@ class Blur(Operator):
     def kernel(self) -> torch.Tensor:
         return self.physics.filter[0, 0]
 
+    def spectrum(self, size, like: torch.Tensor) -> torch.Tensor:
+        """rfft2 of the kernel zero-padded to ``size`` with its first tap at the origin, in the
+        dtype and device of ``like``; cached until the kernel or the size changes."""
+        f = self.physics.filter
+        key = (f.data_ptr(), f._version, tuple(size), like.dtype, like.device)
+        if getattr(self, "_spectrum_key", None) != key:
+            self._spectrum = torch.fft.rfft2(f[0, 0].to(like), s=tuple(size))
+            self._spectrum_key = key
+        return self._spectrum
+
+    def A(self, x):
+        if self.boundary != "valid":
+            return self.physics.A(x)
+        kh, kw = self.kernel_shape
+        size = x.shape[-2:]
+        full = torch.fft.irfft2(torch.fft.rfft2(x) * self.spectrum(size, x), s=size)
+        return full[..., kh - 1 :, kw - 1 :]
+
+    def A_adjoint(self, y):
+        if self.boundary != "valid":
+            return self.physics.A_adjoint(y)
+        kh, kw = self.kernel_shape
+        size = (y.shape[-2] + kh - 1, y.shape[-1] + kw - 1)
+        zero_filled = torch.fft.rfft2(F.pad(y, (kw - 1, 0, kh - 1, 0)))
+        return torch.fft.irfft2(zero_filled * self.spectrum(size, y).conj(), s=size)
+
     def data_step(self, y, z, rho, sigma):
         if self.boundary == "circular":
             return circular_data_step(self.physics.filter, self.A_adjoint(y), z, rho, sigma)
-        # float32 cannot reach a 1e-10 residual: stop earlier there instead of running 500 steps
-        return self.data_step_cg(y, z, rho, sigma, tol=1e-10 if y.dtype == torch.float64 else 1e-6,
+        # float64 (tests, references) solves to 1e-10; float32 to cg_tol
+        return self.data_step_cg(y, z, rho, sigma, tol=1e-10 if y.dtype == torch.float64 else self.cg_tol,
                                  precondition=self.circulant_preconditioner(z.shape[-2:], rho, sigma, z.dtype))
 
     def circulant_preconditioner(self, size, rho, sigma, dtype):
         """r -> F^-1[F r / (|F k|^2 / sigma^2 + rho)]: the inverse of the circular-boundary
         normal matrix, a preconditioner for the valid one (they differ only near the border)."""
-        spectrum = filter_fft(self.physics.filter.to(dtype), tuple(size), real_fft=True, dims=(-2, -1))
+        spectrum = self.spectrum(size, torch.empty((), dtype=dtype, device=self.physics.filter.device))
         denom = spectrum.abs() ** 2 / sigma**2 + rho
         return lambda r: torch.fft.irfft2(torch.fft.rfft2(r) / denom, s=tuple(size))
 

@@ -105,8 +105,18 @@ def load_folder(folder, min_size: int = 1) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
-def sample_batch(images: list[torch.Tensor], g: torch.Generator, batch: int, patch: int):
-    """``batch`` random patches (float, [0,1], B x 3 x p x p) with random D4 transforms,
+def to_channels(img: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 C x H x W image as ``channels`` (1 or 3) channels: colour to gray by the ITU-R
+    BT.601 luma 0.299 R + 0.587 G + 0.114 B (as PIL's "L"); gray to colour is replication
+    (done lazily by ``expand`` where the patches are cut)."""
+    if channels == 1 and img.shape[0] == 3:
+        luma = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+        return (img.float() * luma).sum(0, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+    return img
+
+
+def sample_batch(images: list[torch.Tensor], g: torch.Generator, batch: int, patch: int, channels: int = 3):
+    """``batch`` random patches (float, [0,1], B x channels x p x p) with random D4 transforms,
     and a (B,) bool tensor that marks the patches of gray images."""
     out, gray = [], []
     for i in torch.randint(len(images), (batch,), generator=g).tolist():
@@ -115,14 +125,14 @@ def sample_batch(images: list[torch.Tensor], g: torch.Generator, batch: int, pat
         left = int(torch.randint(img.shape[2] - patch + 1, (1,), generator=g))
         t = int(torch.randint(8, (1,), generator=g))
         gray.append(img.shape[0] == 1)
-        x = img[:, top : top + patch, left : left + patch].expand(3, -1, -1)
+        x = img[:, top : top + patch, left : left + patch].expand(channels, -1, -1)
         x = torch.rot90(x, t % 4, (1, 2))
         out.append(x.flip(2) if t >= 4 else x)
     return torch.stack(out).float().div_(255), torch.tensor(gray)
 
 
 def sample_noise(g: torch.Generator, shape, gray: torch.Tensor) -> torch.Tensor:
-    """N(0, I) noise of ``shape`` (B x 3 x p x p), channel-identical where ``gray``."""
+    """N(0, I) noise of ``shape`` (B x C x p x p), channel-identical where ``gray``."""
     n = torch.randn(shape, generator=g)
     return torch.where(gray.view(-1, 1, 1, 1), n[:, :1].expand_as(n), n)
 
@@ -154,6 +164,8 @@ def check_config(cfg) -> None:
         raise PnPError(f"p_high={cfg.p_high} must be in [0, 1]")
     if cfg.p_high > 0:
         rng("sigma_high", cfg.sigma_high, positive_lo=True)
+    if int(cfg.model.get("channels", 3)) not in (1, 3):
+        raise PnPError(f"model.channels={cfg.model.channels} must be 3 (colour) or 1 (gray)")
     for k in ("patch", "batch", "steps"):
         if int(cfg[k]) < 1:
             raise PnPError(f"{k}={cfg[k]} must be a positive integer")
@@ -216,12 +228,15 @@ def inference_state(model: FFDNet) -> dict:
 
 
 # ------------------------------------------------------------------------ validation
-def make_val_set(dirs, crop: int, sigma: float, seed: int) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """{folder name: [(clean, noisy)]} with centre crops and fixed noise (0-255 sigma)."""
+def make_val_set(dirs, crop: int, sigma: float, seed: int,
+                 channels: int = 3) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """{folder name: [(clean, noisy)]} with centre crops and fixed noise (0-255 sigma); colour
+    images become gray for a gray model (``channels`` = 1)."""
     sets = {}
     for j, d in enumerate(dirs):
         pairs = []
         for i, (_, im) in enumerate(load_folder(d)):
+            im = to_channels(im, channels)
             h, w = im.shape[1:]
             ch, cw = min(crop, h), min(crop, w)
             top, left = (h - ch) // 2, (w - cw) // 2
@@ -272,22 +287,24 @@ def train(cfg: DictConfig) -> FFDNet:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise PnPError(f"cannot create out_dir {out_dir}: {e.strerror}") from None
-    arch = {"name": "ffdnet", "depth": int(cfg.model.depth), "width": int(cfg.model.width), "channels": 3,
+    arch = {"name": "ffdnet", "depth": int(cfg.model.depth), "width": int(cfg.model.width),
+            "channels": int(cfg.model.get("channels", 3)),
             "norm": bool(cfg.model.get("norm", False))}
 
-    images = [im for d in cfg.data.dirs for _, im in load_folder(d, min_size=int(cfg.patch))]
-    val_sets = (make_val_set(cfg.val.dirs, int(cfg.val.crop), float(cfg.val.sigma), int(cfg.val.seed))
+    c = arch["channels"]
+    images = [to_channels(im, c) for d in cfg.data.dirs for _, im in load_folder(d, min_size=int(cfg.patch))]
+    val_sets = (make_val_set(cfg.val.dirs, int(cfg.val.crop), float(cfg.val.sigma), int(cfg.val.seed), c)
                 if cfg.val_every > 0 else {})
 
     torch.manual_seed(int(cfg.seed))
-    model = FFDNet(arch["depth"], arch["width"], precision=cfg.precision, norm=arch["norm"])
+    model = FFDNet(arch["depth"], arch["width"], c, precision=cfg.precision, norm=arch["norm"])
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best, best_step, best_model = 0, -math.inf, -1, None
     if cfg.resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
-        if {"norm": False, **ck["arch"]} != arch:  # checkpoints before BatchNorm support had no "norm"
+        if {"norm": False, "channels": 3, **ck["arch"]} != arch:  # older checkpoints lack these keys
             raise PnPError(f"checkpoint {ckpt_path} has architecture {ck['arch']}, config asks for {arch}; "
-                           "set model.depth/model.width to match or use another out_dir")
+                           "set model.depth/width/channels to match or use another out_dir")
         try:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
@@ -324,7 +341,7 @@ def train(cfg: DictConfig) -> FFDNet:
         model.train()
         while step < stop_at and not stop["flag"]:
             g = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
-            clean, gray = sample_batch(images, g, int(cfg.batch), int(cfg.patch))
+            clean, gray = sample_batch(images, g, int(cfg.batch), int(cfg.patch), c)
             sig = sample_sigmas(g, clean.shape[0], cfg)
             noisy = clean + sig.view(-1, 1, 1, 1) * sample_noise(g, clean.shape, gray)
             for group in opt.param_groups:
@@ -377,9 +394,10 @@ def train(cfg: DictConfig) -> FFDNet:
 
 
 # ------------------------------------------------------------------ eval and export
-def default_weights(cfg) -> Path:
+def default_weights(cfg) -> Path | None:
+    """None (the shipped models, ``load_denoiser()``) if shipped, else the training checkpoint."""
     if SHIPPED_WEIGHTS.exists():
-        return SHIPPED_WEIGHTS
+        return None
     ck = Path(str(cfg.out_dir)) / CKPT_NAME
     if ck.exists():
         return ck
@@ -396,7 +414,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     sigmas = list(cfg.eval.sigmas)
     if not sigmas or any(float(s) < 0 for s in sigmas):
         raise PnPError(f"eval.sigmas={sigmas} must be a non-empty list of non-negative numbers (0-255)")
-    print(f"weights {weights}, {len(imgs)} images from {cfg.eval.images}, precision {cfg.eval.precision}")
+    print(f"weights {weights or 'shipped'}, {len(imgs)} images from {cfg.eval.images}, precision {cfg.eval.precision}")
     res = {}
     for s in sigmas:
         vals = []
@@ -427,7 +445,7 @@ def export(cfg: DictConfig) -> Path:
         sd = ck["best_model"]  # stored norm-free
     else:
         arch = ck["arch"]
-        net = FFDNet(arch["depth"], arch["width"], norm=arch.get("norm", False))
+        net = FFDNet(arch["depth"], arch["width"], arch.get("channels", 3), norm=arch.get("norm", False))
         net.load_state_dict(ck["model"])
         sd = inference_state(net)
     out = Path(str(cfg.export.out))

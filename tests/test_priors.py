@@ -212,8 +212,18 @@ def test_red_solvers_reach_the_same_fixed_point():
     runs = {"fixed_point": dict(iterations=300), "gd": dict(iterations=3000, step=1.0, project=False),
             "admm": dict(iterations=300, rho=65.025, alpha=1.5)}
     for solver, kw in runs.items():
-        x, _ = solve("red", solver, problem, net=net, **kw)
+        x, _ = solve("red", solver, problem, net=net, prior_kw={"weight": lam, "sigma": 4.1}, **kw)
         assert float((x - ref).abs().max()) < 2e-3, solver
+
+
+def test_red_auto_weight_follows_the_noise_level():
+    """weight: auto is lambda = 6.5 / sigma_n (measured on the Levin set; priors/red.py)."""
+    for sigma in (2.55, 12.75):
+        problem = blur_problem(size=16, sigma=sigma)
+        prior = PRIORS.build("red").set_network(SmoothingDenoiser())
+        prior.setup(problem)
+        assert prior.weight == pytest.approx(6.5 * 255 / sigma)
+    assert PRIORS.build("red", weight=650.25).weight == 650.25
 
 
 def test_red_prox_is_the_admm_v_step():

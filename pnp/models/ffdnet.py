@@ -14,8 +14,9 @@ BatchNorm into its convolution, ``W' = W g / sqrt(v + eps)``,
 ``b' = beta - m g / sqrt(v + eps)``, giving the norm-free network that is shipped.
 
 ``x`` is on the [0, 1] scale, ``sigma`` the noise standard deviation on the same
-scale (a float, or a tensor of shape (B,), (B,1) or (B,1,1,1)).  Gray inputs
-(1 channel) are replicated to 3 channels and the 3 outputs are averaged.
+scale (a float, or a tensor of shape (B,), (B,1) or (B,1,1,1)).  A colour model
+(``channels=3``) replicates gray inputs to 3 channels and averages the 3 outputs; a
+gray model (``channels=1``) denoises each channel of a colour input on its own.
 """
 
 from __future__ import annotations
@@ -124,6 +125,11 @@ class FFDNet(nn.Module):
         if x.ndim != 4:
             raise ValueError(f"expected a B x C x H x W tensor, got shape {tuple(x.shape)}")
         c_in, h, w = x.shape[1], x.shape[2], x.shape[3]
+        if self.channels == 1 and c_in > 1:  # gray model, colour input: each channel on its own
+            b = x.shape[0]
+            if torch.is_tensor(sigma) and sigma.numel() > 1:
+                sigma = sigma.reshape(b).repeat_interleave(c_in)
+            return self(x.reshape(b * c_in, 1, h, w), sigma).reshape(b, c_in, h, w)
         if c_in == 1 and self.channels != 1:
             x = x.expand(-1, self.channels, -1, -1)
         elif c_in != self.channels:

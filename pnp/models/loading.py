@@ -1,7 +1,9 @@
 """Load a Gaussian denoiser ``D(x, sigma)`` from a weights file, safely.
 
-``load_denoiser()`` with no argument returns the shipped FFDNet-style model
-(``pnp/weights/denoiser.pt``, trained by ``python -m pnp.train``).  A user path
+``load_denoiser()`` with no argument returns the shipped FFDNet-style models
+(``pnp/weights/denoiser.pt``, colour, and ``pnp/weights/denoiser_gray.pt``, gray, trained by
+``python -m pnp.train``), as one module that sends 1-channel input to the gray model and
+3-channel input to the colour model (``ByChannels``).  A user path
 may also hold, detected from the state-dict keys and shapes:
 
 * ``ffdnet``: our own weights, or a ``pnp.train`` checkpoint (``denoiser_last.pt``);
@@ -34,6 +36,7 @@ from pnp.errors import PnPError
 from pnp.models.ffdnet import PRECISIONS, FFDNet, sigma_map
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "denoiser.pt"
+SHIPPED_GRAY_WEIGHTS = SHIPPED_WEIGHTS.with_name("denoiser_gray.pt")
 ARCHS = ("ffdnet", "dncnn", "drunet")
 _WRAPPER_KEYS = ("state_dict", "params_ema", "params", "model", "net")
 
@@ -83,6 +86,31 @@ class Denoiser(nn.Module):
         if self.channels == 1:
             return out.reshape(b, c, *out.shape[2:])
         return out.mean(dim=1, keepdim=True)
+
+
+class ByChannels(nn.Module):
+    """D(x, sigma) by a gray model for 1-channel x and a colour model for 3-channel x.
+
+    ``channels`` is None: the pair serves both, so callers need no gray-under-colour handling.
+    """
+
+    channels = None
+
+    def __init__(self, colour: nn.Module, gray: nn.Module):
+        super().__init__()
+        self.colour, self.gray = colour, gray
+
+    def set_precision(self, precision: str) -> "ByChannels":
+        self.colour.set_precision(precision)
+        self.gray.set_precision(precision)
+        return self
+
+    @property
+    def precision(self) -> str:
+        return self.colour.precision
+
+    def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        return (self.gray if x.shape[1] == 1 else self.colour)(x, sigma)
 
 
 def short_message(e: Exception, n: int = 2, limit: int = 300) -> str:
@@ -188,14 +216,20 @@ def load_denoiser(weights=None, arch: str | None = None, device="cpu", precision
     """Return a denoiser module ``D(x, sigma)`` in eval mode, parameters frozen.
 
     Args:
-        weights: path to a weights file; None = shipped ``pnp/weights/denoiser.pt``.
+        weights: path to a weights file; None = the shipped ``pnp/weights/denoiser.pt``, paired
+            (``ByChannels``) with ``denoiser_gray.pt`` for gray input where that file is shipped.
         arch: "ffdnet", "dncnn" or "drunet"; None = detect from the keys.
         device: torch device.  precision: "fp32" or "bf16" (autocast + channels_last).
     """
-    path = Path(weights) if weights is not None else SHIPPED_WEIGHTS
-    if weights is None and not path.exists():
-        raise PnPError(f"no shipped denoiser weights at {path} yet; train with `python -m pnp.train` "
-                       "then `python -m pnp.train mode=export`, or pass a weights file")
+    if weights is None:
+        if not SHIPPED_WEIGHTS.exists():
+            raise PnPError(f"no shipped denoiser weights at {SHIPPED_WEIGHTS} yet; train with `python -m "
+                           "pnp.train` then `python -m pnp.train mode=export`, or pass a weights file")
+        colour = load_denoiser(SHIPPED_WEIGHTS, arch, device, precision)
+        if not SHIPPED_GRAY_WEIGHTS.exists():
+            return colour
+        return ByChannels(colour, load_denoiser(SHIPPED_GRAY_WEIGHTS, arch, device, precision))
+    path = Path(weights)
     if precision not in PRECISIONS:
         raise PnPError(f"precision={precision!r} must be one of {PRECISIONS}")
     sd = _read(path)
