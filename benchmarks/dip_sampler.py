@@ -35,7 +35,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "test"
 
 def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     h, w = x.shape[-2:]
-    th, tw = (size, size) if size else (h - h % 32, w - w % 32)
+    th, tw = (min(size, h), min(size, w)) if size else (h - h % 32, w - w % 32)
     top, left = (h - th) // 2, (w - tw) // 2
     return x[..., top:top + th, left:left + tw]
 

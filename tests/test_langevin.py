@@ -84,7 +84,7 @@ def test_annealed_langevin_matches_the_gaussian_posterior():
     """
     sigma_y, k = 0.1, 200
     problem = gaussian_problem(sigma_y)
-    solver = sample(problem, samples=k, levels=3, steps=2000, eps=5e-5)
+    solver = sample(problem, variant="annealed", samples=k, levels=3, steps=2000, eps=5e-5)
     s = solver.outputs["samples"][:, 0]  # K x H x W
     observed = problem.op.mask[0, 0].bool()
     v_obs = 1 / (1 / S0**2 + 1 / sigma_y**2)
@@ -155,7 +155,7 @@ def test_schedule_per_operator_and_overrides(monkeypatch):
     import pnp.solvers.langevin as langevin
 
     problem = make_problem(torch.rand(1, 3, 16, 16), {"name": "inpaint"}, {"name": "gaussian", "sigma": 0.0})
-    assert Langevin().schedule(problem) == langevin.SCHEDULE_DEFAULT
+    assert Langevin().schedule(problem) == {**langevin.SCHEDULE_DEFAULT, **langevin.SCHEDULE_BY_TASK["inpaint"]}
     monkeypatch.setitem(langevin.SCHEDULE_BY_TASK, "inpaint", {"eps": 1e-5, "steps": 30})
     assert Langevin().schedule(problem) == {"eps": 1e-5, "levels": 10, "steps": 30}
     assert Langevin(eps=3e-5, levels=4, iterations=10).schedule(problem) == {"eps": 3e-5, "levels": 4, "steps": 3}
@@ -211,7 +211,7 @@ def test_cli_samples_mean_and_uncertainty(tmp_path, color_png):
     torch.save(FFDNet(depth=3, width=8).state_dict(), tmp_path / "tiny.pt")
     out = tmp_path / "run"
     res = run_cli("prior=score", "op=denoise", "noise.sigma=25", f"prior.denoiser.weights={tmp_path / 'tiny.pt'}",
-                  "solver.samples=2", "solver.levels=2", "solver.steps=2", f"image={color_png}",
+                  "solver.variant=annealed", "solver.samples=2", "solver.levels=2", "solver.steps=2", f"image={color_png}",
                   f"hydra.run.dir={out}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     metrics = json.loads((out / "metrics.json").read_text())

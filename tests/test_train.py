@@ -14,7 +14,7 @@ from PIL import Image
 
 from pnp.errors import PnPError
 from pnp.models import FFDNet, load_denoiser
-from pnp.train import CKPT_NAME, export, sample_batch, sample_noise, train
+from pnp.train import CKPT_NAME, export, sample_batch, sample_noise, to_channels, train
 
 
 def write_images(folder: Path, n=4, size=(40, 36)):
@@ -93,6 +93,22 @@ def test_gray_patches_get_channel_identical_noise():
     n = sample_noise(g, clean.shape, gray)
     assert torch.equal(n[gray][:, 0], n[gray][:, 2])
     assert not torch.equal(n[~gray][:, 0], n[~gray][:, 2])
+
+
+def test_gray_model_trains_on_luma_and_exports(tmp_path):
+    """model.channels=1: colour images become BT.601 luma (as PIL's "L"); the exported gray
+    model denoises colour input channel by channel."""
+    rgb = torch.randint(0, 256, (3, 5, 7), dtype=torch.uint8)
+    pil = Image.fromarray(rgb.permute(1, 2, 0).numpy()).convert("L")
+    assert (to_channels(rgb, 1)[0].int() - torch.from_numpy(__import__("numpy").array(pil)).int()).abs().max() <= 1
+    cfg = config(tmp_path, model={"channels": 1})
+    model = train(cfg)
+    assert model.channels == 1
+    cfg.export.out = str(tmp_path / "gray.pt")
+    net = load_denoiser(export(cfg))
+    x, s = torch.rand(2, 3, 20, 22), torch.tensor([0.1, 0.2])
+    with torch.no_grad():
+        assert torch.allclose(net(x, s)[1, 2], net(x[1:2, 2:3], 0.2)[0, 0], atol=1e-6)
 
 
 def run_cli(tmp_path, *args):
