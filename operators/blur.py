@@ -21,8 +21,8 @@ class Blur(Operator):
       the valid part of a circular convolution never wraps, so A = P C with C the circular
       convolution by k (kernel at the origin) and P the crop of the first kh - 1 rows and
       kw - 1 columns; A^T = C^T P^T (zero-fill, then circular correlation). Same result as
-      deepinv's direct ``Blur(padding='valid')`` (kept as ``self.physics``), 5-20x faster
-      for the 13-27 pixel kernels of the Levin set.
+      deepinv's direct ``Blur(padding='valid')`` (kept as ``self.physics``); measured at
+      256x256 with a 27x27 kernel, 1 thread: A 0.49 vs 15.5 ms, A^T 0.52 vs 63 ms.
       Data step: conjugate gradients on (A^T A / sigma^2 + rho I) x = A^T y / sigma^2 + rho z
       (``data_step_cg``) to the relative residual ``cg_tol`` (1e-4: 2-4 iterations; the step is
       then within 58-95 dB PSNR of an exact solve, measured on Set12 01 with Levin kernel 4),

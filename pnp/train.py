@@ -2,9 +2,9 @@
 
 Training (``mode=train``, config ``pnp/conf/train.yaml``):
 
-* data: every image of ``data.dirs`` is loaded once into memory as uint8; gray
-  images are replicated to 3 channels, so the colour model also learns gray
-  statistics.  A batch is ``batch`` random ``patch`` x ``patch`` crops, each with
+* data: every image of ``data.dirs`` is loaded once into memory as uint8. The colour
+  model (``model.channels=3``) sees gray images replicated to 3 channels; the gray model
+  (``model.channels=1``) sees colour images as BT.601 luma (``to_channels``).  A batch is ``batch`` random ``patch`` x ``patch`` crops, each with
   one of the 8 flips/rotations (dihedral group D4).
 * noise: ``y = x + sigma * n``, ``n ~ N(0, I)``, one sigma per sample (0-255 units);
   a gray patch gets the same noise in its 3 channels, as a gray image replicated at
