@@ -86,14 +86,15 @@ class Blur(Operator):
             return circular_data_step(self.physics.filter, self.A_adjoint(y), z, rho, sigma)
         # float64 (tests, references) solves to 1e-10; float32 to cg_tol
         return self.data_step_cg(y, z, rho, sigma, tol=1e-10 if y.dtype == torch.float64 else self.cg_tol,
-                                 precondition=self.circulant_preconditioner(z.shape[-2:], rho, sigma, z.dtype))
+                                 precondition=self.circulant_preconditioner(z, rho, sigma))
 
-    def circulant_preconditioner(self, size, rho, sigma, dtype):
+    def circulant_preconditioner(self, like, rho, sigma):
         """r -> F^-1[F r / (|F k|^2 / sigma^2 + rho)]: the inverse of the circular-boundary
         normal matrix, a preconditioner for the valid one (they differ only near the border)."""
-        spectrum = self.spectrum(size, torch.empty((), dtype=dtype, device=self.physics.filter.device))
+        size = tuple(like.shape[-2:])
+        spectrum = self.spectrum(size, like)
         denom = spectrum.abs() ** 2 / sigma**2 + rho
-        return lambda r: torch.fft.irfft2(torch.fft.rfft2(r) / denom, s=tuple(size))
+        return lambda r: torch.fft.irfft2(torch.fft.rfft2(r) / denom, s=size)
 
     def baseline(self, y: torch.Tensor) -> torch.Tensor:
         if self.boundary == "circular":
