@@ -56,3 +56,17 @@ def build_noise(name: str, **params):
         return NOISES[name](**params)
     except TypeError as err:
         raise PnPError(f"noise '{name}': {err}") from None
+
+
+def estimate_sigma(y: torch.Tensor) -> float:
+    """Blind estimate of white Gaussian noise in ``y`` (any shape ... x H x W, [0, 1] scale):
+
+        sigma = median(|HH|) / 0.6745,   HH = (a - b - c + d) / 2 on each 2 x 2 block,
+
+    the finest diagonal Haar wavelet band, where natural (and blurred) images have almost no
+    energy (Donoho & Johnstone, "Ideal spatial adaptation by wavelet shrinkage", 1994).
+    """
+    h, w = y.shape[-2] // 2 * 2, y.shape[-1] // 2 * 2
+    z = y[..., :h, :w].double()
+    hh = (z[..., 0::2, 0::2] - z[..., 0::2, 1::2] - z[..., 1::2, 0::2] + z[..., 1::2, 1::2]) / 2
+    return float(hh.abs().median()) / 0.6745
