@@ -37,12 +37,13 @@ def load_network(weights=None, precision: str = "fp32", arch=None, device="cpu")
     return _LOADED[key]
 
 
-def positive(name: str, value, allow_zero: bool = False) -> float:
-    """``value`` as a float, or a one-line PnPError naming the config key."""
+def positive(name: str, value, allow_zero: bool = False, auto: bool = False) -> float:
+    """``value`` as a float, or a one-line PnPError naming the config key (``auto``: the key also
+    accepts the string "auto", handled by the caller)."""
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise PnPError(f"{name} must be a number, got {value!r}") from None
+        raise PnPError(f"{name} must be a number{' or auto' if auto else ''}, got {value!r}") from None
     if not (v >= 0 if allow_zero else v > 0) or v != v or v == float("inf"):
         raise PnPError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
     return v

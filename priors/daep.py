@@ -53,13 +53,13 @@ from pnp.errors import PnPError
 from pnp.priors._denoiser_mixin import LearnedPrior, positive
 
 SCHEDULES = ("auto", "fixed", "inv_sqrt")
+SR_DATA_GRADS = ("bicubic", "adjoint")
 AUTHORS_GAMMA, AUTO_GAMMA = 27.5, 19.0  # gamma: auto (see the module docstring)
 
 
 def auto_gamma(noise: float) -> float:
     """gamma for noise ``noise`` ([0, 1] scale): min(27.5, 19 / sqrt(sigma_n)), sigma_n in 0-255 units."""
     return AUTHORS_GAMMA if noise <= 0 else min(AUTHORS_GAMMA, AUTO_GAMMA / math.sqrt(255.0 * noise))
-SR_DATA_GRADS = ("bicubic", "adjoint")
 
 
 class DAEP(LearnedPrior):
@@ -68,8 +68,8 @@ class DAEP(LearnedPrior):
     def __init__(self, sigma: float = 25.0, gamma: float | str = "auto", schedule: str = "auto",
                  sr_data_grad: str = "bicubic", mask_border: bool = True, denoiser: dict | None = None):
         self.sigma = positive("prior.sigma", sigma) / 255.0
-        self.auto_gamma = gamma == "auto"
-        self.gamma = AUTHORS_GAMMA if self.auto_gamma else positive("prior.gamma", gamma)
+        self.gamma_is_auto = gamma == "auto"
+        self.gamma = AUTHORS_GAMMA if self.gamma_is_auto else positive("prior.gamma", gamma, auto=True)
         if schedule not in SCHEDULES:
             raise PnPError(f"prior.schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         if sr_data_grad not in SR_DATA_GRADS:
@@ -82,7 +82,7 @@ class DAEP(LearnedPrior):
     def setup(self, problem) -> None:
         super().setup(problem)
         self.problem, self._ab = problem, None
-        if self.auto_gamma:
+        if self.gamma_is_auto:
             self.gamma = auto_gamma(problem.sigma)
             self.weight = self.gamma / self.s2
         self.inv_sqrt = self.schedule == "inv_sqrt" or (self.schedule == "auto" and problem.sigma == 0)

@@ -97,8 +97,8 @@ class DMSP(LearnedPrior):
     def __init__(self, sigma: float | str = "auto", noise_blind: bool = False, kernel_blind: bool = False,
                  kernel_init: str = "gaussian", kernel_init_sigma: float = 1.0, power_iterations: int = 1,
                  denoiser: dict | None = None):
-        self.auto_sigma = sigma == "auto"
-        self.sigma = (AUTHORS_SIGMA if self.auto_sigma else positive("prior.sigma", sigma)) / 255.0
+        self.sigma_is_auto = sigma == "auto"
+        self.sigma = (AUTHORS_SIGMA if self.sigma_is_auto else positive("prior.sigma", sigma, auto=True)) / 255.0
         super().__init__(weight=1.0 / self.sigma**2, denoiser=denoiser)
         self.noise_blind, self.kernel_blind = bool(noise_blind), bool(kernel_blind)
         self.kernel_init = str(kernel_init)
@@ -119,7 +119,7 @@ class DMSP(LearnedPrior):
         op = self._op = problem.op
         self.n_obs = problem.y[0].numel()
         self.lam, self.k_true, self._v = None, None, None
-        if self.auto_sigma:
+        if self.sigma_is_auto:
             self.sigma = auto_sigma(estimate_sigma(problem.y) if self.noise_blind else problem.sigma)
             self.weight = 1.0 / self.sigma**2
         if self.kernel_blind:

@@ -48,7 +48,7 @@ class RED(LearnedPrior):
     def __init__(self, weight: float | str = "auto", sigma: float = 15.0, inner_iterations: int = 1,
                  denoiser: dict | None = None):
         self.auto_weight = weight == "auto"
-        super().__init__(weight=1.0 if self.auto_weight else positive("prior.weight", weight), denoiser=denoiser)
+        super().__init__(weight=1.0 if self.auto_weight else positive("prior.weight", weight, auto=True), denoiser=denoiser)
         self.sigma = positive("prior.sigma", sigma) / 255.0
         self.inner_iterations = at_least_one("prior.inner_iterations", inner_iterations)
         self._v = None

@@ -329,7 +329,8 @@ def test_dmsp_kernel_blind_keeps_a_normalised_kernel_and_reports_it():
 @pytest.mark.parametrize("name, kw, match", [
     ("daep", {"sigma": -25}, "prior.sigma must be > 0"),
     ("dmsp", {"sigma": 0}, "prior.sigma must be > 0"),
-    ("dmsp", {"sigma": "automatic"}, "prior.sigma must be"),
+    ("dmsp", {"sigma": "automatic"}, "prior.sigma must be a number or auto, got 'automatic'"),
+    ("daep", {"gamma": "high"}, "prior.gamma must be a number or auto"),
     ("daep", {"gamma": -1}, "prior.gamma must be > 0"),
     ("red", {"weight": -1}, "prior.weight must be > 0"),
     ("red", {"inner_iterations": 0}, "prior.inner_iterations must be an integer >= 1"),
