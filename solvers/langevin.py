@@ -58,8 +58,9 @@ from pnp.solvers.fista import operator_norm_sq
 # Measured with the shipped denoiser (benchmarks/dip_sampler.py sampler, Set5 baby 128 crop, K = 4,
 # bf16), mean PSNR: inpainting 70% missing eps 2e-5 / 1e-5 / 5e-6 / 2e-6 (T = 200): 28.80 / 30.80
 # / 31.28 / 30.46 dB (T = 200 at 5e-6: 30.99; eps 5e-5: 24.49, 1.5e-4 diverges); SR x4 eps 2e-5 /
-# 5e-6: 20.42 / 21.18 dB (plain likelihood; scaled: see the module docstring). The kadkhodaie variant, on the same problems: 33.87 (inpaint) and
-# 33.53 dB (SR), in a quarter of the time: it is the default variant.
+# 5e-6: 20.42 / 21.18 dB (plain likelihood; scaled: see the module docstring). The kadkhodaie
+# variant, on the same problems: 33.87 (inpaint) and 33.53 dB (SR), in a quarter of the time: it
+# is the default variant.
 SCHEDULE_BY_TASK: dict[str, dict] = {"inpaint": {"eps": 5e-6}, "sr": {"eps": 5e-6}}
 SCHEDULE_DEFAULT = {"eps": 2e-5, "levels": 10, "steps": 100}  # Song & Ermon 2019 (CIFAR-10)
 KADKHODAIE_MAX_ITERATIONS = 3000
