@@ -49,6 +49,14 @@ def positive(name: str, value, allow_zero: bool = False, auto: bool = False) -> 
     return v
 
 
+def positive_or_auto(name: str, value, authors: float) -> tuple[bool, float]:
+    """(True, authors) for "auto" (the caller sets the value per problem in ``setup``), else
+    (False, ``value`` checked by ``positive``)."""
+    if value == "auto":
+        return True, float(authors)
+    return False, positive(name, value, auto=True)
+
+
 def at_least_one(name: str, value) -> int:
     if int(value) != value or int(value) < 1:
         raise PnPError(f"{name} must be an integer >= 1, got {value}")

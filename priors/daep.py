@@ -50,7 +50,7 @@ import torch
 
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
-from pnp.priors._denoiser_mixin import LearnedPrior, positive
+from pnp.priors._denoiser_mixin import LearnedPrior, positive, positive_or_auto
 
 SCHEDULES = ("auto", "fixed", "inv_sqrt")
 SR_DATA_GRADS = ("bicubic", "adjoint")
@@ -68,8 +68,7 @@ class DAEP(LearnedPrior):
     def __init__(self, sigma: float = 25.0, gamma: float | str = "auto", schedule: str = "auto",
                  sr_data_grad: str = "bicubic", mask_border: bool = True, denoiser: dict | None = None):
         self.sigma = positive("prior.sigma", sigma) / 255.0
-        self.gamma_is_auto = gamma == "auto"
-        self.gamma = AUTHORS_GAMMA if self.gamma_is_auto else positive("prior.gamma", gamma, auto=True)
+        self.gamma_is_auto, self.gamma = positive_or_auto("prior.gamma", gamma, AUTHORS_GAMMA)
         if schedule not in SCHEDULES:
             raise PnPError(f"prior.schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         if sr_data_grad not in SR_DATA_GRADS:

@@ -62,7 +62,7 @@ import torch
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
 from pnp.noise import estimate_sigma
-from pnp.priors._denoiser_mixin import LearnedPrior, at_least_one, positive
+from pnp.priors._denoiser_mixin import LearnedPrior, at_least_one, positive, positive_or_auto
 
 
 AUTHORS_SIGMA, AUTO_SIGMA_PER_NOISE = 11.0, 1.3  # sigma: auto (see the module docstring)
@@ -97,8 +97,8 @@ class DMSP(LearnedPrior):
     def __init__(self, sigma: float | str = "auto", noise_blind: bool = False, kernel_blind: bool = False,
                  kernel_init: str = "gaussian", kernel_init_sigma: float = 1.0, power_iterations: int = 1,
                  denoiser: dict | None = None):
-        self.sigma_is_auto = sigma == "auto"
-        self.sigma = (AUTHORS_SIGMA if self.sigma_is_auto else positive("prior.sigma", sigma, auto=True)) / 255.0
+        self.sigma_is_auto, sigma = positive_or_auto("prior.sigma", sigma, AUTHORS_SIGMA)
+        self.sigma = sigma / 255.0
         super().__init__(weight=1.0 / self.sigma**2, denoiser=denoiser)
         self.noise_blind, self.kernel_blind = bool(noise_blind), bool(kernel_blind)
         self.kernel_init = str(kernel_init)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import torch
 
 from pnp.capabilities import Capability
-from pnp.priors._denoiser_mixin import LearnedPrior, at_least_one, positive
+from pnp.priors._denoiser_mixin import LearnedPrior, at_least_one, positive, positive_or_auto
 
 
 AUTO_WEIGHT = 6.5  # weight: auto -> lambda = AUTO_WEIGHT / sigma_n (see the module docstring)
@@ -47,8 +47,8 @@ class RED(LearnedPrior):
 
     def __init__(self, weight: float | str = "auto", sigma: float = 15.0, inner_iterations: int = 1,
                  denoiser: dict | None = None):
-        self.auto_weight = weight == "auto"
-        super().__init__(weight=1.0 if self.auto_weight else positive("prior.weight", weight, auto=True), denoiser=denoiser)
+        self.auto_weight, value = positive_or_auto("prior.weight", weight, 1.0)
+        super().__init__(weight=value, denoiser=denoiser)
         self.sigma = positive("prior.sigma", sigma) / 255.0
         self.inner_iterations = at_least_one("prior.inner_iterations", inner_iterations)
         self._v = None
