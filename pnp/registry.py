@@ -114,3 +114,17 @@ def check_compatible(prior_name: str, solver_name: str) -> None:
         f"which prior '{prior_name}' does not provide; priors that fit '{solver_name}': "
         f"{', '.join(priors) or 'none'}; solvers that fit '{prior_name}': {', '.join(solvers) or 'none'}"
     )
+
+
+def operator_name(op) -> str | None:
+    """The registry name of an operator (``op.name`` if it has one), for per-task defaults."""
+    name = getattr(op, "name", None)
+    if isinstance(name, str):
+        return name
+    for candidate in OPERATORS.names():
+        try:
+            if OPERATORS.get(candidate) is type(op):
+                return candidate
+        except PnPError:  # an entry that does not import (yet) cannot be this operator
+            continue
+    return None

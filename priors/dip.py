@@ -34,25 +34,11 @@ from torch import nn
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
 from pnp.prior import Prior
-from pnp.registry import OPERATORS
+from pnp.registry import operator_name
 
 # Per operator (registry name): the authors' network choices that differ from the default.
 NETWORK_DEFAULTS = {"skip_channels": 4, "upsample": "bilinear"}
 NETWORK_BY_TASK = {"inpaint": {"skip_channels": 128, "upsample": "nearest"}}
-
-
-def operator_name(op) -> str | None:
-    """The registry name of an operator (``op.name`` if it has one), for per-task defaults."""
-    name = getattr(op, "name", None)
-    if isinstance(name, str):
-        return name
-    for candidate in OPERATORS.names():
-        try:
-            if OPERATORS.get(candidate) is type(op):
-                return candidate
-        except PnPError:  # an entry that does not import (yet) cannot be this operator
-            continue
-    return None
 
 
 def conv_bn_act(cin: int, cout: int, kernel: int, stride: int = 1) -> list[nn.Module]:

@@ -22,7 +22,7 @@ import torch
 
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
-from pnp.priors.dip import operator_name
+from pnp.registry import operator_name
 from pnp.solver import Solver
 
 FIT_BY_TASK = {

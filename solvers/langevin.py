@@ -49,7 +49,7 @@ import torch
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
 from pnp.metrics import psnr
-from pnp.priors.dip import operator_name
+from pnp.registry import operator_name
 from pnp.solver import Solver
 from pnp.solvers.dip import set_total
 from pnp.solvers.fista import operator_norm_sq
