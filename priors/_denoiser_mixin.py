@@ -16,10 +16,11 @@ from __future__ import annotations
 import torch
 
 from pnp.errors import PnPError
+from pnp.models.grid_shift import GridShift
 from pnp.prior import Prior
 
 PRECISIONS = ("fp32", "bf16")
-DENOISER_KEYS = ("weights", "precision", "arch")
+DENOISER_KEYS = ("weights", "precision", "arch", "grid_shift")
 NOISE_STREAM = 7  # the problem draws its observation from streams 1 and 2 of the same seed
 _LOADED: dict = {}
 
@@ -68,7 +69,7 @@ class LearnedPrior(Prior):
 
     def __init__(self, weight: float = 1.0, denoiser: dict | None = None):
         super().__init__(weight)
-        cfg = {"weights": None, "precision": "fp32", "arch": None, **dict(denoiser or {})}
+        cfg = {"weights": None, "precision": "fp32", "arch": None, "grid_shift": False, **dict(denoiser or {})}
         unknown = sorted(set(cfg) - set(DENOISER_KEYS))
         if unknown:
             raise PnPError(f"prior.denoiser: unknown key(s) {', '.join(unknown)}; known: {', '.join(DENOISER_KEYS)}")
@@ -92,6 +93,8 @@ class LearnedPrior(Prior):
         if self.net is None:
             self.net = load_network(self.denoiser_cfg["weights"], self.denoiser_cfg["precision"],
                                     self.denoiser_cfg["arch"], problem.y.device)
+        base = self.net.net if isinstance(self.net, GridShift) else self.net
+        self.net = GridShift(base) if self.denoiser_cfg["grid_shift"] else base  # a fresh cycle per problem
         self._seed, self._generators = int(problem.seed) * 1_000_003 + NOISE_STREAM, []
         self._cache = None
 

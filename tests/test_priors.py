@@ -54,6 +54,9 @@ def crop(size: int = 64) -> torch.Tensor:
     return x[..., (h - size) // 2:(h + size) // 2, (w - size) // 2:(w + size) // 2]
 
 
+FIXED_GRID = {"grid_shift": False}  # the exact identities below hold for one fixed D
+
+
 def blur_problem(sigma: float = 2.55, size: int = 64, boundary: str = "valid"):
     return make_problem(crop(size), {**BLUR, "boundary": boundary}, {"name": "gaussian", "sigma": sigma}, seed=0)
 
@@ -103,7 +106,7 @@ def test_prior_beats_the_observation(prior, solver, prior_kw, solver_kw, margin,
 def test_daep_gradient_is_the_autograd_gradient_of_its_energy():
     """g_p = r - J^T r is the gradient of ||x - D(x + eta)||^2 / 2 at fixed eta."""
     problem = blur_problem(size=16)
-    prior = PRIORS.build("daep", mask_border=False).set_network(TinyNet())
+    prior = PRIORS.build("daep", mask_border=False, denoiser=FIXED_GRID).set_network(TinyNet())
     prior.setup(problem)
     x = problem.op.init(problem.y)
     eta = prior.noise(x, prior.sigma)
@@ -119,7 +122,7 @@ def test_daep_gradient_is_the_autograd_gradient_of_its_energy():
 
 def test_dmsp_gradient_is_the_mean_shift_vector():
     problem = blur_problem(size=16)
-    prior = PRIORS.build("dmsp").set_network(TinyNet())
+    prior = PRIORS.build("dmsp", denoiser=FIXED_GRID).set_network(TinyNet())
     prior.setup(problem)
     x = problem.op.init(problem.y)
     eta = prior.noise(x, prior.sigma)
@@ -135,7 +138,7 @@ def test_gray_images_get_iid_colour_noise_under_a_colour_network():
     net = TinyNet()
     net.channels = 3
     problem = make_problem(crop(16).mean(1, keepdim=True), BLUR, {"name": "gaussian", "sigma": 2.55}, seed=0)
-    prior = PRIORS.build("dmsp").set_network(net)
+    prior = PRIORS.build("dmsp", denoiser=FIXED_GRID).set_network(net)
     prior.setup(problem)
     x = problem.op.init(problem.y)
     eta = prior.noise_like(x, prior.sigma)
@@ -214,7 +217,7 @@ def test_red_solvers_reach_the_same_fixed_point():
     runs = {"fixed_point": dict(iterations=300), "gd": dict(iterations=3000, step=1.0, project=False),
             "admm": dict(iterations=300, rho=65.025, alpha=1.5)}
     for solver, kw in runs.items():
-        x, _ = solve("red", solver, problem, net=net, prior_kw={"weight": lam, "sigma": 4.1}, **kw)
+        x, _ = solve("red", solver, problem, net=net, prior_kw={"weight": lam, "sigma": 4.1, "denoiser": FIXED_GRID}, **kw)
         assert float((x - ref).abs().max()) < 2e-3, solver
 
 
@@ -285,7 +288,7 @@ def test_daep_auto_gamma_follows_the_noise_level():
 
 def test_red_prox_is_the_admm_v_step():
     problem = blur_problem(size=16)
-    prior = PRIORS.build("red", inner_iterations=2).set_network(SmoothingDenoiser())
+    prior = PRIORS.build("red", inner_iterations=2, denoiser=FIXED_GRID).set_network(SmoothingDenoiser())
     prior.setup(problem)
     z = problem.op.init(problem.y)
     v = prior.prox(z, 10.0)
@@ -309,10 +312,34 @@ def test_denoiser_prox_calls_d_at_sqrt_tau():
     assert seen == [pytest.approx(0.2)]
 
 
+def test_grid_shift_cycles_the_sampling_grid_and_restarts_per_problem():
+    """grid_shift: true pads by one row and column, shifted (0,0), (1,1), (0,1), (1,0) in turn,
+    and crops back (an identity network stays the identity); setup restarts the cycle."""
+    seen = []
+
+    class Corner(torch.nn.Module):  # records where the input's corner pixel landed
+        def forward(self, x, sigma):
+            seen.append((x.shape[-2:], tuple((x == x[..., 1:-1, 1:-1].amax()).nonzero()[0, -2:].tolist())))
+            return x
+
+    x = torch.zeros(1, 3, 6, 8)
+    x[..., 2, 3] = 1.0
+    prior = PRIORS.build("red", denoiser={"grid_shift": True}).set_network(Corner())
+    for _ in range(2):
+        prior.setup(blur_problem(size=16))
+        outs = [prior.net(x, 0.1) for _ in range(4)]
+        assert all(torch.equal(o, x) for o in outs)
+    assert [s for s, _ in seen] == [torch.Size([7, 9])] * 8
+    assert [p for _, p in seen] == [(2, 3), (3, 4), (2, 4), (3, 3)] * 2
+    plain = PRIORS.build("red", denoiser=FIXED_GRID).set_network(Corner())
+    plain.setup(blur_problem(size=16))
+    assert plain.net(x, 0.1).shape == x.shape and seen[-1][0] == torch.Size([6, 8])
+
+
 def test_daep_sr_schedule_and_data_gradient():
     x = crop(32)
     problem = make_problem(x, {"name": "sr", "scale": 2}, {"name": "gaussian", "sigma": 0.0}, seed=0)
-    prior = PRIORS.build("daep").set_network(TinyNet())
+    prior = PRIORS.build("daep", denoiser=FIXED_GRID).set_network(TinyNet())
     prior.setup(problem)
     z = problem.op.init(problem.y)
     assert prior.balance(z, problem, 1) == (0.0, 1.0)
@@ -320,7 +347,7 @@ def test_daep_sr_schedule_and_data_gradient():
     assert b == pytest.approx(0.5)
     eta = prior.noise(z, prior.sigma)
     assert prior.sigma * 255 == pytest.approx(55)  # sigma: auto for noise-free SR
-    g_p = PRIORS.build("daep", sigma=55).set_network(TinyNet()).grad(z, 4, eta=eta)  # not set up: no SR term
+    g_p = PRIORS.build("daep", sigma=55, denoiser=FIXED_GRID).set_network(TinyNet()).grad(z, 4, eta=eta)  # not set up: no SR term
     direction = a * problem.data_grad(z) + b * prior.grad(z, 4, eta=eta)
     r = problem.op.A(z) - problem.y
     torch.testing.assert_close(direction, a * problem.op.baseline(r) + b * g_p)
