@@ -75,6 +75,8 @@ class LearnedPrior(Prior):
             raise PnPError(f"prior.denoiser: unknown key(s) {', '.join(unknown)}; known: {', '.join(DENOISER_KEYS)}")
         if cfg["precision"] not in PRECISIONS:
             raise PnPError(f"prior.denoiser.precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
+        if not isinstance(cfg["grid_shift"], bool):
+            raise PnPError(f"prior.denoiser.grid_shift must be true or false, got {cfg['grid_shift']!r}")
         self.denoiser_cfg = cfg
         self.net = None  # D; loaded in setup, or injected with set_network
         self._seed, self._generators = 0, []

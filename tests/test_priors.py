@@ -372,6 +372,7 @@ def test_dmsp_kernel_blind_keeps_a_normalised_kernel_and_reports_it():
 
 @pytest.mark.parametrize("name, kw, match", [
     ("daep", {"sigma": -25}, "prior.sigma must be > 0"),
+    ("red", {"denoiser": {"grid_shift": "maybe"}}, "prior.denoiser.grid_shift must be true or false"),
     ("dmsp", {"sigma": 0}, "prior.sigma must be > 0"),
     ("dmsp", {"sigma": "automatic"}, "prior.sigma must be a number or auto, got 'automatic'"),
     ("daep", {"gamma": "high"}, "prior.gamma must be a number or auto"),
