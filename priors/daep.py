@@ -83,7 +83,6 @@ class DAEP(LearnedPrior):
             raise PnPError(f"prior.schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         if sr_data_grad not in SR_DATA_GRADS:
             raise PnPError(f"prior.sr_data_grad must be one of {', '.join(SR_DATA_GRADS)}, got {sr_data_grad!r}")
-        self.s2 = 2 * self.sigma**2  # s^2 = (sqrt(2) sigma)^2
         super().__init__(weight=self.gamma / self.s2, denoiser=denoiser)
         self.schedule, self.sr_data_grad, self.mask_border = schedule, sr_data_grad, bool(mask_border)
         self.problem, self._ab, self.inv_sqrt, self.is_sr, self.mask = None, None, False, False, None
@@ -96,7 +95,6 @@ class DAEP(LearnedPrior):
         if self.sigma_is_auto:
             noise_free_sr = self.inv_sqrt and operator_name(problem.op) == "sr"
             self.sigma = (NOISE_FREE_SR_SIGMA if noise_free_sr else AUTHORS_SIGMA) / 255.0
-            self.s2 = 2 * self.sigma**2
         if self.gamma_is_auto:
             self.gamma = auto_gamma(problem.sigma)
         self.weight = self.gamma / self.s2
@@ -105,6 +103,11 @@ class DAEP(LearnedPrior):
             bh, bw = (k // 2 for k in problem.op.kernel_shape)
             self.mask = torch.zeros_like(problem.op.init(problem.y[:1]))
             self.mask[..., bh:self.mask.shape[-2] - bh, bw:self.mask.shape[-1] - bw] = 1
+
+    @property
+    def s2(self) -> float:
+        """s^2 = (sqrt(2) sigma)^2, the prior energy's scale."""
+        return 2 * self.sigma**2
 
     def balance(self, x, problem, step):
         """(1 - w, w): w = 1 / sqrt(t) (noise-free SR), else (gamma/s^2) / (gamma/s^2 + 1/sigma_d^2)."""

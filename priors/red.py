@@ -55,18 +55,18 @@ class RED(LearnedPrior):
 
     def __init__(self, weight: float | str = "auto", sigma: float | str = "auto", inner_iterations: int = 1,
                  denoiser: dict | None = None):
-        self.auto_weight, value = positive_or_auto("prior.weight", weight, 1.0)
+        self.weight_is_auto, value = positive_or_auto("prior.weight", weight, 1.0)
         super().__init__(weight=value, denoiser=denoiser)
-        self.auto_sigma, sigma = positive_or_auto("prior.sigma", sigma, AUTO_SIGMA)
+        self.sigma_is_auto, sigma = positive_or_auto("prior.sigma", sigma, AUTO_SIGMA)
         self.sigma = sigma / 255.0
         self.inner_iterations = at_least_one("prior.inner_iterations", inner_iterations)
         self._v = None
 
     def setup(self, problem) -> None:
         super().setup(problem)
-        if self.auto_weight:
+        if self.weight_is_auto:
             self.weight = AUTO_WEIGHT / problem.sigma_eff
-        if self.auto_sigma:
+        if self.sigma_is_auto:
             self.sigma = AUTO_SIGMA_BY_TASK.get(operator_name(problem.op), AUTO_SIGMA) / 255.0
         self._v = None
 
