@@ -148,6 +148,7 @@ def table_blind(a, extra) -> None:
     print("|---|" + "---|" * (len(sigmas) + 2))
     settings = {"true sigma": [], "noise-blind": ["prior.noise_blind=true"],
                 "noise- and kernel-blind": ["prior.noise_blind=true", "prior.kernel_blind=true"]}
+    settings = {k: v for k, v in settings.items() if not a.modes or k in a.modes}
     observed = None
     for label, flags in settings.items():
         args = ["benchmark=deblur_levin", f"benchmark.images={images}", f"benchmark.kernels={kernels}",
@@ -175,11 +176,13 @@ def main() -> None:
     parser.add_argument("--kernels", default="1,2,3,4,5,6,7,8", help="Levin kernel numbers")
     parser.add_argument("--sigmas", default="2.55,7.65,12.75")
     parser.add_argument("--scales", default="2,3,4,5")
+    parser.add_argument("--modes", default="", help='blind: only these rows, comma-separated ("true sigma,noise-blind")')
     parser.add_argument("--iterations", type=int, default=None, help="override every solver's iterations")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "seed_priors")
     a, extra = parser.parse_known_args()
     a.priors = [p for p in a.priors.split(",") if p]
+    a.modes = [m for m in a.modes.split(",") if m]
     a.kernels = [int(k) for k in a.kernels.split(",")]
     a.sigmas = [float(s) for s in a.sigmas.split(",")]
     a.scales = [int(s) for s in a.scales.split(",")]

@@ -237,3 +237,16 @@ def test_shipped_weights_denoise():
     # measured: 6.93 dB colour, 6.73 dB gray by the gray model (6.34 by the colour model on
     # replicated channels); shipped weights (colour 22,000 steps, gray 46,000: 6.72); random weights: ~0 dB
     assert gain > 5.5 and gray > 5.5, (gain, gray)
+
+
+def test_colour_keyword_loads_the_shipped_colour_model_alone():
+    """weights="colour" (RED's default): the shipped colour model, gray input on replicated channels."""
+    from pnp.registry import PRIORS
+
+    net = load_denoiser("colour")
+    assert not isinstance(net, ByChannels) and net.channels == 3
+    x = torch.rand(1, 1, 20, 24)
+    with torch.no_grad():
+        assert torch.equal(net(x, 0.1), net(x.expand(-1, 3, -1, -1), 0.1).mean(1, keepdim=True))
+    assert PRIORS.build("red").denoiser_cfg["weights"] == "colour"
+    assert PRIORS.build("red", denoiser={"weights": None}).denoiser_cfg["weights"] is None

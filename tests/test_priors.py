@@ -235,7 +235,8 @@ def test_red_and_daep_auto_sigma_by_task():
     """sigma: auto is RED's 15 (30 for SR) and DAEP's 25 (55 for noise-free SR); a number is kept."""
     sr = make_problem(crop(32), {"name": "sr", "scale": 2}, {"name": "gaussian", "sigma": 0.0}, seed=0)
     noisy_sr = make_problem(crop(32), {"name": "sr", "scale": 2}, {"name": "gaussian", "sigma": 2.55}, seed=0)
-    cases = [("red", {}, blur_problem(size=16), 15), ("red", {}, sr, 30), ("red", {"sigma": 4.1}, sr, 4.1),
+    cases = [("red", {}, blur_problem(size=16), 15), ("red", {}, blur_problem(12.75, size=16), 15),
+             ("red", {}, sr, 30), ("red", {"sigma": 4.1}, sr, 4.1),
              ("daep", {}, blur_problem(size=16), 25), ("daep", {}, sr, 55), ("daep", {}, noisy_sr, 25),
              ("daep", {"sigma": 25}, sr, 25)]
     for name, kw, problem, expected in cases:

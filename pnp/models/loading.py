@@ -3,7 +3,8 @@
 ``load_denoiser()`` with no argument returns the shipped FFDNet-style models
 (``pnp/weights/denoiser.pt``, colour, and ``pnp/weights/denoiser_gray.pt``, gray, trained by
 ``python -m pnp.train``), as one module that sends 1-channel input to the gray model and
-3-channel input to the colour model (``ByChannels``).  A user path
+3-channel input to the colour model (``ByChannels``); ``load_denoiser("colour")`` the shipped
+colour model alone (RED's default: see ``priors/red.py``).  A user path
 may also hold, detected from the state-dict keys and shapes:
 
 * ``ffdnet``: our own weights, or a ``pnp.train`` checkpoint (``denoiser_last.pt``);
@@ -217,7 +218,8 @@ def load_denoiser(weights=None, arch: str | None = None, device="cpu", precision
 
     Args:
         weights: path to a weights file; None = the shipped ``pnp/weights/denoiser.pt``, paired
-            (``ByChannels``) with ``denoiser_gray.pt`` for gray input where that file is shipped.
+            (``ByChannels``) with ``denoiser_gray.pt`` for gray input where that file is shipped;
+            "colour" = the shipped colour model alone (gray input on replicated channels).
         arch: "ffdnet", "dncnn" or "drunet"; None = detect from the keys.
         device: torch device.  precision: "fp32" or "bf16" (autocast + channels_last).
     """
@@ -229,7 +231,7 @@ def load_denoiser(weights=None, arch: str | None = None, device="cpu", precision
         if not SHIPPED_GRAY_WEIGHTS.exists():
             return colour
         return ByChannels(colour, load_denoiser(SHIPPED_GRAY_WEIGHTS, arch, device, precision))
-    path = Path(weights)
+    path = SHIPPED_WEIGHTS if weights == "colour" else Path(weights)
     if precision not in PRECISIONS:
         raise PnPError(f"precision={precision!r} must be one of {PRECISIONS}")
     sd = _read(path)
