@@ -48,8 +48,8 @@ def conv_bn_act(cin: int, cout: int, kernel: int, stride: int = 1) -> list[nn.Mo
 
 
 def channels_last(grad: torch.Tensor) -> torch.Tensor:
-    """The gradient made channels_last-contiguous (bilinear upsampling's backward is ~10x slower
-    on the strided channel slice that the concatenation's backward hands it)."""
+    """The gradient made channels_last-contiguous: bilinear upsampling's backward is several
+    times slower on the strided channel slice that the concatenation's backward hands it."""
     return grad.contiguous(memory_format=torch.channels_last)
 
 
