@@ -55,13 +55,13 @@ from __future__ import annotations
 import torch
 
 from pnp.capabilities import Capability
+from pnp.models.loading import COLOUR_ONLY
 from pnp.priors._denoiser_mixin import LearnedPrior, at_least_one, positive_or_auto
 from pnp.registry import operator_name
 
 
 AUTO_WEIGHT = 6.5  # weight: auto -> lambda = AUTO_WEIGHT / sigma_n (see the module docstring)
 AUTO_SIGMA, AUTO_SIGMA_BY_TASK = 15.0, {"sr": 30.0}  # sigma: auto -> sigma_e (0-255), by operator
-WEIGHTS = "colour"  # prior.denoiser.weights default: the shipped colour model, gray images included
 
 
 class RED(LearnedPrior):
@@ -70,7 +70,7 @@ class RED(LearnedPrior):
     def __init__(self, weight: float | str = "auto", sigma: float | str = "auto", inner_iterations: int = 1,
                  denoiser: dict | None = None):
         self.weight_is_auto, value = positive_or_auto("prior.weight", weight, 1.0)
-        super().__init__(weight=value, denoiser={"weights": WEIGHTS, **dict(denoiser or {})})
+        super().__init__(weight=value, denoiser={"weights": COLOUR_ONLY, **dict(denoiser or {})})
         self.sigma_is_auto, sigma = positive_or_auto("prior.sigma", sigma, AUTO_SIGMA)
         self.sigma = sigma / 255.0
         self.inner_iterations = at_least_one("prior.inner_iterations", inner_iterations)

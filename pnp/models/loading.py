@@ -38,6 +38,7 @@ from pnp.models.ffdnet import PRECISIONS, FFDNet, sigma_map
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "denoiser.pt"
 SHIPPED_GRAY_WEIGHTS = SHIPPED_WEIGHTS.with_name("denoiser_gray.pt")
+COLOUR_ONLY = "colour"  # weights keyword: the shipped colour model alone, gray input included
 ARCHS = ("ffdnet", "dncnn", "drunet")
 _WRAPPER_KEYS = ("state_dict", "params_ema", "params", "model", "net")
 
@@ -231,7 +232,7 @@ def load_denoiser(weights=None, arch: str | None = None, device="cpu", precision
         if not SHIPPED_GRAY_WEIGHTS.exists():
             return colour
         return ByChannels(colour, load_denoiser(SHIPPED_GRAY_WEIGHTS, arch, device, precision))
-    path = SHIPPED_WEIGHTS if weights == "colour" else Path(weights)
+    path = SHIPPED_WEIGHTS if weights == COLOUR_ONLY else Path(weights)
     if precision not in PRECISIONS:
         raise PnPError(f"precision={precision!r} must be one of {PRECISIONS}")
     sd = _read(path)
