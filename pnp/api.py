@@ -68,7 +68,7 @@ def restore(image: str | Path | torch.Tensor | None = None, op: str = "blur", pr
     from pnp.benchmark import _border
 
     border = _border(cfg.metrics.border, _plain(cfg.op))
-    metrics.update(quality(restored, problem, border, str(cfg.metrics.channel)))
+    metrics.update(quality(restored, problem, border, str(cfg.metrics.channel), extras))
     metrics.update({"prior": cfg.prior.name, "op": cfg.op.name, "solver": cfg.solver.name,
                     "seed": int(cfg.seed), "convergence": rows})
     metrics.update({k: v for k, v in extras.items() if not isinstance(v, torch.Tensor)})

@@ -363,7 +363,7 @@ def _solve_group(group, task: Task, prior, solver, cfg, device, progress, base: 
         single = Problem(y=problem.y[k:k + 1], op=problem.op, sigma=problem.sigma,
                          x_true=problem.x_true[k:k + 1], seed=problem.seed)
         scalars = save_outputs(base / stems[i], x[k:k + 1], single, _slice_extras(extras, k, n), monitor.rows_of(k))
-        out.append({**quality(x[k:k + 1], single, task.border, task.channel),
+        out.append({**quality(x[k:k + 1], single, task.border, task.channel, _slice_extras(extras, k, n)),
                     "seconds": metrics["seconds"] / n, "iterations": metrics["iterations"],
                     "observation_sha256": observation_hash(single.y), **scalars,
                     "prior": cfg.prior.name, "op": task.op["name"], "solver": cfg.solver.name,

@@ -37,6 +37,23 @@ def psnr(x: torch.Tensor, ref: torch.Tensor, border: int = 0, channel: str = "rg
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
 
 
+def aligned_psnr(x: torch.Tensor, ref: torch.Tensor, border: int = 0, channel: str = "rgb",
+                 radius: int = 0) -> torch.Tensor:
+    """max over integer shifts |dy|, |dx| <= radius of the PSNR of x shifted by (dy, dx), on ref
+    cropped by border + radius: the blind-deblurring protocol of Levin et al. (CVPR 2009), where
+    an estimated kernel, and so the image, is defined only up to a translation."""
+    x, ref = _prepare(x, ref, 0, channel)
+    b, (h, w) = border + radius, ref.shape[-2:]
+    target = ref[..., b:h - b, b:w - b]
+    best = None
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            mse = (x[..., b + dy:h - b + dy, b + dx:w - b + dx] - target).pow(2).flatten(1).mean(1)
+            value = 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
+            best = value if best is None else torch.maximum(best, value)
+    return best
+
+
 _ssim = SSIM()
 
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pnp.errors import PnPError
 from pnp.io import default_image, list_images, load_image, save_csv, save_image, save_json
-from pnp.metrics import psnr, ssim
+from pnp.metrics import aligned_psnr, psnr, ssim
 from pnp.problem import Problem, make_problem
 from pnp.registry import PRIORS, SOLVERS, check_compatible
 
@@ -90,18 +90,26 @@ def solve_problem(problem: Problem, prior, solver, progress: bool = True, desc: 
     return x, metrics, monitor.rows, extras
 
 
-def quality(x: torch.Tensor, problem: Problem, border: int = 0, channel: str = "rgb") -> dict:
-    """PSNR/SSIM of the restoration and of the operator's baseline (observation, bicubic, ...)."""
+def quality(x: torch.Tensor, problem: Problem, border: int = 0, channel: str = "rgb", extras=None) -> dict:
+    """PSNR/SSIM of the restoration and of the operator's baseline (observation, bicubic, ...);
+    when the run estimated the blur kernel (``extras["kernel"]``), also ``psnr_aligned`` and
+    ``psnr_observed_aligned``, over shifts up to half the kernel size (``metrics.aligned_psnr``)."""
     if problem.x_true is None:
         return {}
     baseline = problem.op.baseline(problem.y).clamp(0, 1)
     ref = problem.x_true
-    return {
+    out = {
         "psnr": float(psnr(x, ref, border, channel).mean()),
         "ssim": float(ssim(x, ref, border, channel).mean()),
         "psnr_observed": float(psnr(baseline, ref, border, channel).mean()),
         "ssim_observed": float(ssim(baseline, ref, border, channel).mean()),
     }
+    kernel = (extras or {}).get("kernel")
+    if isinstance(kernel, torch.Tensor):
+        radius = max(kernel.shape[-2:]) // 2
+        out["psnr_aligned"] = float(aligned_psnr(x, ref, border, channel, radius).mean())
+        out["psnr_observed_aligned"] = float(aligned_psnr(baseline, ref, border, channel, radius).mean())
+    return out
 
 
 def _observed_picture(problem: Problem) -> torch.Tensor:
@@ -159,7 +167,7 @@ def run(cfg, outdir: str | Path, progress: bool = True) -> dict:
         x, metrics, rows, extras = solve_problem(problem, prior, solver, progress, desc=path.name)
         target = outdir if len(images) == 1 else outdir / path.stem
         scalars = save_outputs(target, x, problem, extras, rows)
-        entry = {**quality(x, problem, border, channel), **metrics, **scalars,
+        entry = {**quality(x, problem, border, channel, extras), **metrics, **scalars,
                  "prior": cfg.prior.name, "op": cfg.op.name, "solver": cfg.solver.name,
                  "image": str(path), "seed": int(cfg.seed), "noise_sigma": problem.sigma * 255.0,
                  "border": border, "channel": channel}
