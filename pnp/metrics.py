@@ -43,7 +43,9 @@ def aligned_psnr(x: torch.Tensor, ref: torch.Tensor, border: int = 0, channel: s
     cropped by border + radius: the blind-deblurring protocol of Levin et al. (CVPR 2009), where
     an estimated kernel, and so the image, is defined only up to a translation."""
     x, ref = _prepare(x, ref, 0, channel)
-    b, (h, w) = border + radius, ref.shape[-2:]
+    h, w = ref.shape[-2:]
+    radius = max(0, min(radius, (min(h, w) - 1) // 2 - border))  # keep at least one pixel
+    b = border + radius
     target = ref[..., b:h - b, b:w - b]
     best = None
     for dy in range(-radius, radius + 1):

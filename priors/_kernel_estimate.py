@@ -112,6 +112,8 @@ def fit_kernel(x: torch.Tensor, y: torch.Tensor, shape: tuple[int, int], gamma: 
 
     b = adjoint([dy for _, dy in pairs])
     k = torch.zeros(shape, dtype=x.dtype, device=x.device)
+    if not b.any():  # y has no gradients: nothing to fit
+        return k
     r = b.clone()
     p, rr = r, (r * r).sum()
     for _ in range(iterations):
@@ -171,7 +173,8 @@ def estimate_kernel(y: torch.Tensor, initial: torch.Tensor, lam: float = 4e-3,
         k = _resized(k, size)
         for _ in range(iterations):
             x = sharp_latent(level_y, k, lam)
-            k = fit_kernel(x, level_y, size)
+            fitted = fit_kernel(x, level_y, size)
+            k = fitted if fitted.sum() > 0 else k  # no gradients at all (a flat image): keep k
             lam = max(lam / 1.1, 1e-4)
         k = centred(k)
     return k.to(initial.dtype)

@@ -41,3 +41,9 @@ def test_aligned_measures_ignore_a_translation():
     moved = torch.roll(ref, (1, -2), (-2, -1))
     assert float(psnr(moved, ref, 4)) < 30 and float(aligned_psnr(moved, ref, 4, radius=3)) > 100
     assert float(aligned_psnr(ref, ref, 4, radius=0)) == float(psnr(ref, ref, 4))
+
+
+def test_a_flat_observation_keeps_a_finite_normalised_kernel():
+    start = gaussian((9, 9), 3.0, torch.zeros(1, dtype=torch.float64))
+    k = estimate_kernel(torch.full((40, 40), 0.5, dtype=torch.float64), start)
+    assert torch.isfinite(k).all() and float(k.sum()) == pytest.approx(1.0)

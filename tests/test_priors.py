@@ -177,7 +177,7 @@ def test_energy_and_gradient_share_one_network_call():
 
 def test_noise_blind_lambda_matches_its_formula():
     problem = blur_problem(sigma=7.65)
-    prior = PRIORS.build("dmsp", sigma=11, noise_blind=True).set_network(SmoothingDenoiser())
+    prior = PRIORS.build("dmsp", sigma=11, noise_blind=True, noise_blind_factor=2).set_network(SmoothingDenoiser())
     prior.setup(problem)
     x = problem.op.init(problem.y)
     w, v = prior.balance(x, problem, 1)
@@ -190,6 +190,12 @@ def test_noise_blind_lambda_matches_its_formula():
     prior.balance(problem.x_true, problem, 2)
     expected = math.sqrt((7.65 / 255) ** 2 + 2 * (11 / 255) ** 2 * k2) * 255
     assert prior.outputs["sigma_estimate"] == pytest.approx(expected, rel=0.05)
+    # the default c = 1 in place of the authors' 2
+    prior = PRIORS.build("dmsp", sigma=11, noise_blind=True).set_network(SmoothingDenoiser())
+    prior.setup(problem)
+    prior.balance(x, problem, 1)
+    lam1 = n / (float((problem.op.A(x) - problem.y).pow(2).sum()) + n * (11 / 255) ** 2 * k2)
+    assert prior.lam == pytest.approx(lam1, rel=1e-6) and lam1 > lam
 
 
 def test_red_solvers_reach_the_same_fixed_point():
@@ -385,6 +391,7 @@ def test_dmsp_kernel_blind_keeps_a_normalised_kernel_and_reports_it():
     ("denoiser", {"weight": -0.23}, "prior.weight must be > 0"),
     ("daep", {"schedule": "cosine"}, "prior.schedule must be one of"),
     ("dmsp", {"kernel_estimate": "cho"}, "prior.kernel_estimate must be one of l0, none"),
+    ("dmsp", {"noise_blind_factor": -1}, "prior.noise_blind_factor must be > 0"),
     ("red", {"denoiser": {"precision": "fp8"}}, "prior.denoiser.precision must be one of"),
     ("red", {"denoiser": {"weight": "x.pt"}}, "prior.denoiser: unknown key"),
 ])
