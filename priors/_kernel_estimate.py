@@ -14,8 +14,8 @@ pyramid level (kernel sizes shrink by sqrt(2) down to about 5 pixels, y resized 
 
 five times per level; the kernel is upsampled to the next level and re-centred on its centre
 of mass (a blind estimate is defined up to a translation). The L0 latent image keeps only
-strong edges, which is what makes the kernel identifiable: the least-squares kernel from a
-smooth image spreads (a blurrier x fits y with a sharper k).
+strong edges, which is what makes the kernel identifiable: from a smooth latent image the
+least-squares kernel collapses towards a delta (a blurry x already fits y).
 """
 from __future__ import annotations
 
