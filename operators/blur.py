@@ -68,18 +68,13 @@ class Blur(Operator):
     def A(self, x):
         if self.boundary != "valid":
             return self.physics.A(x)
-        kh, kw = self.kernel_shape
-        size = x.shape[-2:]
-        full = torch.fft.irfft2(torch.fft.rfft2(x) * self.spectrum(size, x), s=size)
-        return full[..., kh - 1 :, kw - 1 :]
+        return convolve_valid(x, self.kernel_shape, self.spectrum(x.shape[-2:], x))
 
     def A_adjoint(self, y):
         if self.boundary != "valid":
             return self.physics.A_adjoint(y)
         kh, kw = self.kernel_shape
-        size = (y.shape[-2] + kh - 1, y.shape[-1] + kw - 1)
-        zero_filled = torch.fft.rfft2(F.pad(y, (kw - 1, 0, kh - 1, 0)))
-        return torch.fft.irfft2(zero_filled * self.spectrum(size, y).conj(), s=size)
+        return correlate_full(y, self.kernel_shape, self.spectrum((y.shape[-2] + kh - 1, y.shape[-1] + kw - 1), y))
 
     def data_step(self, y, z, rho, sigma):
         if self.boundary == "circular":
@@ -101,6 +96,23 @@ class Blur(Operator):
             return y.clone()
         kh, kw = self.kernel_shape  # output pixel i sits over image pixel i + (kh - 1) // 2
         return F.pad(y, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2), mode="replicate")
+
+
+def convolve_valid(x: torch.Tensor, shape: tuple[int, int], spectrum: torch.Tensor) -> torch.Tensor:
+    """k *valid x (MATLAB ``conv2(x, k, 'valid')``) for x (..., H, W): (..., H - kh + 1, W - kw + 1);
+    ``spectrum`` = rfft2 of the kh x kw kernel ``shape`` zero-padded to H x W. The valid part of
+    the circular convolution, which never wraps."""
+    kh, kw = shape
+    size = x.shape[-2:]
+    return torch.fft.irfft2(torch.fft.rfft2(x) * spectrum, s=size)[..., kh - 1 :, kw - 1 :]
+
+
+def correlate_full(y: torch.Tensor, shape: tuple[int, int], spectrum: torch.Tensor) -> torch.Tensor:
+    """The adjoint of ``convolve_valid``: zero-fill y to (h + kh - 1) x (w + kw - 1), correlate with
+    k (``conv2(y, rot90(k, 2), 'full')``); ``spectrum`` = rfft2 of k zero-padded to that size."""
+    kh, kw = shape
+    size = (y.shape[-2] + kh - 1, y.shape[-1] + kw - 1)
+    return torch.fft.irfft2(torch.fft.rfft2(F.pad(y, (kw - 1, 0, kh - 1, 0))) * spectrum.conj(), s=size)
 
 
 def circular_data_step(filter, adjoint_y, z, rho, sigma, factor: int = 1):

@@ -24,21 +24,18 @@ import math
 import torch
 import torch.nn.functional as F
 
+from pnp.operators import blur
+
 
 def convolve_valid(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """k *valid x for x (..., H, W): (..., H - kh + 1, W - kw + 1), by FFTs of x's size."""
-    kh, kw = k.shape[-2:]
-    size = x.shape[-2:]
-    full = torch.fft.irfft2(torch.fft.rfft2(x) * torch.fft.rfft2(k, s=size), s=size)
-    return full[..., kh - 1 :, kw - 1 :]
+    """k *valid x (the blur operator's A, ``operators/blur.py``), for a kernel given as an array."""
+    return blur.convolve_valid(x, k.shape[-2:], torch.fft.rfft2(k, s=x.shape[-2:]))
 
 
 def correlate_full(y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """The adjoint of ``convolve_valid`` in x: zero-fill to the latent size, correlate with k."""
+    """The adjoint of ``convolve_valid`` in x (the blur operator's A^T)."""
     kh, kw = k.shape[-2:]
-    size = (y.shape[-2] + kh - 1, y.shape[-1] + kw - 1)
-    filled = torch.fft.rfft2(F.pad(y, (kw - 1, 0, kh - 1, 0)))
-    return torch.fft.irfft2(filled * torch.fft.rfft2(k, s=size).conj(), s=size)
+    return blur.correlate_full(y, (kh, kw), torch.fft.rfft2(k, s=(y.shape[-2] + kh - 1, y.shape[-1] + kw - 1)))
 
 
 def _grad(x):  # circular forward differences
