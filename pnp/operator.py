@@ -51,23 +51,8 @@ class Operator(torch.nn.Module):
         def normal(v):
             return self.A_adjoint(self.A(v)) / sigma**2 + rho * v
 
-        apply_m = precondition or (lambda v: v)
         b = self.A_adjoint(y) / sigma**2 + rho * z
-        x = z.clone()
-        r = b - normal(x)
-        s = apply_m(r)
-        p, rs = s.clone(), (r * s).sum()
-        b_norm = b.norm()
-        for _ in range(iterations):
-            if r.norm() <= tol * b_norm:
-                break
-            q = normal(p)
-            alpha = rs / (p * q).sum()
-            x, r = x + alpha * p, r - alpha * q
-            s = apply_m(r)
-            rs_new = (r * s).sum()
-            p, rs = s + (rs_new / rs) * p, rs_new
-        return x
+        return conjugate_gradients(normal, b, z.clone(), precondition, iterations, tol)
 
     def restrict(self, y: torch.Tensor) -> torch.Tensor:
         """Keep only the observed values of a noisy observation (masks zero the rest)."""
@@ -86,3 +71,24 @@ class Operator(torch.nn.Module):
         """Raise a one-line PnPError unless ``condition``."""
         if not condition:
             raise PnPError(message)
+
+
+def conjugate_gradients(normal, b, x, precondition=None, iterations: int = 500, tol: float = 1e-10):
+    """Solve N x = b for SPD ``normal`` (v -> N v) by (preconditioned) conjugate gradients from
+    ``x``, until ||b - N x|| <= tol ||b|| or ``iterations`` steps. ``precondition(r)`` applies
+    M^-1 for an SPD M ~ N (Golub & Van Loan, Alg. 11.5.1); None: plain CG."""
+    apply_m = precondition or (lambda v: v)
+    r = b - normal(x)
+    s = apply_m(r)
+    p, rs = s.clone(), (r * s).sum()
+    b_norm = b.norm()
+    for _ in range(iterations):
+        if r.norm() <= tol * b_norm:
+            break
+        q = normal(p)
+        alpha = rs / (p * q).sum()
+        x, r = x + alpha * p, r - alpha * q
+        s = apply_m(r)
+        rs_new = (r * s).sum()
+        p, rs = s + (rs_new / rs) * p, rs_new
+    return x

@@ -24,6 +24,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from pnp.operator import conjugate_gradients
 from pnp.operators import blur
 
 
@@ -68,22 +69,8 @@ def sharp_latent(y: torch.Tensor, k: torch.Tensor, lam: float, beta_max: float =
         normal = lambda z: correlate_full(convolve_valid(z, k), k) + beta * _grad_adjoint(*_grad(z))  # noqa: E731
         denominator = kernel_power + beta * grad_power
         precondition = lambda r: torch.fft.irfft2(torch.fft.rfft2(r) / denominator, s=size)  # noqa: E731
-        x = _pcg(normal, b, x, precondition, cg_iterations)
+        x = conjugate_gradients(normal, b, x, precondition, cg_iterations, tol=0.0)
         beta *= 2
-    return x
-
-
-def _pcg(normal, b, x, precondition, iterations):
-    r = b - normal(x)
-    z = precondition(r)
-    p, rz = z, (r * z).sum()
-    for _ in range(iterations):
-        q = normal(p)
-        a = rz / (p * q).sum()
-        x, r = x + a * p, r - a * q
-        z = precondition(r)
-        rz, rz_old = (r * z).sum(), rz
-        p = z + (rz / rz_old) * p
     return x
 
 
@@ -108,19 +95,7 @@ def fit_kernel(x: torch.Tensor, y: torch.Tensor, shape: tuple[int, int], gamma: 
         return adjoint([convolve_valid(dx, k) for dx, _ in pairs]) + gamma * k
 
     b = adjoint([dy for _, dy in pairs])
-    k = torch.zeros(shape, dtype=x.dtype, device=x.device)
-    if not b.any():  # y has no gradients: nothing to fit
-        return k
-    r = b.clone()
-    p, rr = r, (r * r).sum()
-    for _ in range(iterations):
-        q = normal(p)
-        a = rr / (p * q).sum()
-        k, r = k + a * p, r - a * q
-        rr, rr_old = (r * r).sum(), rr
-        if rr.sqrt() <= 1e-8 * b.norm():
-            break
-        p = r + (rr / rr_old) * p
+    k = conjugate_gradients(normal, b, torch.zeros(shape, dtype=x.dtype, device=x.device), iterations=iterations, tol=1e-8)
     k = k.clamp_min(0)
     k[k < 0.05 * k.max()] = 0
     return k / k.sum().clamp_min(1e-30)
