@@ -24,6 +24,12 @@ Training (``mode=train``, config ``pnp/conf/train.yaml``):
   steps, then cosine decay
   ``lr_min + (lr - lr_min) (1 + cos(pi t)) / 2``, ``t = (k - warmup) / (steps - warmup)``.
   The schedule is a pure function of the step, so its state is the step itself.
+* dead units: Adam at lr 1e-3 silenced 35-60% of the hidden ReLU channels of the gray model
+  shipped in session 7 (they never fire on any input, so they never learn again).
+  ``revive_every: N`` re-initialises, every N steps of the first ``revive_until`` of the
+  run, the channels that never fire on a fixed probe batch (ReDo, Sokar et al. 2023), with
+  D unchanged; ``init`` starts a run from trained weights. The count of dead channels is
+  logged with each validation.
 * determinism: step ``k`` draws patches, flips, sigmas and noise from a generator
   seeded with ``seed * 1_000_003 + k``; the model is initialised from ``seed``.  A
   run resumed from ``out_dir/denoiser_last.pt`` (model, Adam state, step, best
@@ -43,6 +49,7 @@ corrupt checkpoints) prints one ``error: ...`` line on stderr and exits with cod
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -60,13 +67,14 @@ from omegaconf import DictConfig, OmegaConf
 from pnp.errors import PnPError
 from pnp.io import atomic_write
 from pnp.models.ffdnet import FFDNet
-from pnp.models.loading import SHIPPED_WEIGHTS, short_message, load_denoiser
+from pnp.models.loading import SHIPPED_WEIGHTS, short_message, load_denoiser, read_state_dict
 
 CKPT_NAME = "denoiser_last.pt"
 LOG_NAME = "train_log.csv"
 LOG_FIELDS = ["step", "loss", "lr", "sec_per_step", "val_psnr", "val_detail"]
 RESUME_KEYS = ["seed", "precision", "model", "data", "patch", "batch", "sigma_range", "p_high", "sigma_high",
-               "loss_sigma_ref", "steps", "lr", "lr_min", "warmup", "clip_grad", "threads"]
+               "loss_sigma_ref", "steps", "lr", "lr_min", "warmup", "clip_grad", "threads", "revive_every",
+               "revive_until"]
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -149,6 +157,14 @@ def sample_sigmas(g: torch.Generator, n: int, cfg) -> torch.Tensor:
     return s / 255
 
 
+def probe_batch(images, cfg, channels: int, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed batch of noisy training patches and their sigmas (0-1 scale), to probe the network."""
+    g = torch.Generator().manual_seed(int(cfg.seed) + 7)
+    clean, gray = sample_batch(images, g, n, int(cfg.patch), channels)
+    sig = sample_sigmas(g, n, cfg)
+    return clean + sig.view(-1, 1, 1, 1) * sample_noise(g, clean.shape, gray), sig
+
+
 def check_config(cfg) -> None:
     """Reject bad sizes and sigma ranges with a PnPError."""
     def rng(name, r, positive_lo=False):
@@ -169,6 +185,10 @@ def check_config(cfg) -> None:
     for k in ("patch", "batch", "steps"):
         if int(cfg[k]) < 1:
             raise PnPError(f"{k}={cfg[k]} must be a positive integer")
+    if int(cfg.get("revive_every") or 0) < 0 or not 0 <= float(cfg.get("revive_until", 1)) <= 1:
+        raise PnPError("revive_every must be >= 0 and revive_until in [0, 1]")
+    if cfg.get("revive_every") and cfg.model.get("norm"):
+        raise PnPError("revive_every needs model.norm=false (revival is written for the norm-free network)")
     if cfg.precision not in ("fp32", "bf16"):
         raise PnPError(f"precision={cfg.precision} must be fp32 or bf16")
 
@@ -216,6 +236,53 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(ck, dict) or not need <= ck.keys():
         raise PnPError(f"{path} is not a pnp training checkpoint (needs keys {sorted(need)})")
     return ck
+
+
+def init_weights(model: FFDNet, path: Path) -> None:
+    """Start a run from trained weights (a training checkpoint or exported weights of the same
+    architecture), e.g. to continue with another batch size or schedule; PnPError if they do not fit."""
+    sd = {k: v for k, v in read_state_dict(path).items() if k != "__arch__"}
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise PnPError(f"init weights {path} do not fit the model: {short_message(e)}") from None
+
+
+@torch.no_grad()
+def dead_units(model: FFDNet, noisy: torch.Tensor, sig: torch.Tensor) -> list[torch.Tensor]:
+    """Per hidden ReLU layer, a mask of the channels that never fire on this batch (fp32 probe)."""
+    net, fired = copy.deepcopy(model).set_precision("fp32"), []
+    for m in net.body:
+        if isinstance(m, torch.nn.ReLU):
+            m.register_forward_hook(lambda m, i, o: fired.append((o > 0).any(dim=(0, 2, 3))))
+    net(noisy, sig)
+    return [~f for f in fired]
+
+
+@torch.no_grad()
+def revive_dead_units(model: FFDNet, noisy: torch.Tensor, sig: torch.Tensor,
+                      opt: torch.optim.Optimizer | None = None) -> list[int]:
+    """Recycle ReLU channels that never fire (ReDo: Sokar et al., "The Dormant Neuron Phenomenon
+    in Deep Reinforcement Learning", ICML 2023): their incoming filters get a fresh He-normal
+    draw and zero bias, their outgoing weights are zeroed (and the Adam moments of all three
+    are reset), so D is unchanged and the channels learn again. Returns the count per layer."""
+    if model.norm:
+        raise PnPError("revive_every needs model.norm=false")
+    convs = [m for m in model.body if isinstance(m, torch.nn.Conv2d)]
+    state = opt.state if opt is not None else {}
+    counts = []
+    for conv, nxt, dead in zip(convs, convs[1:], dead_units(model, noisy, sig)):
+        fresh = torch.empty_like(conv.weight)
+        torch.nn.init.kaiming_normal_(fresh, nonlinearity="relu")
+        conv.weight[dead] = fresh[dead]
+        conv.bias[dead] = 0
+        nxt.weight[:, dead] = 0
+        for param, index in ((conv.weight, dead), (conv.bias, dead), (nxt.weight, (slice(None), dead))):
+            for moment in ("exp_avg", "exp_avg_sq"):
+                if moment in state.get(param, {}):
+                    state[param][moment][index] = 0
+        counts.append(int(dead.sum()))
+    return counts
 
 
 def contiguous_fp32(sd: dict) -> dict:
@@ -318,6 +385,11 @@ def train(cfg: DictConfig) -> FFDNet:
         if changed:  # allowed (e.g. a longer run), but then not bit-identical to one run
             print(f"warning: resuming with changed settings {changed}", flush=True)
         print(f"resumed from {ckpt_path} at step {step} (best val PSNR {best:.2f} dB)", flush=True)
+    elif cfg.get("init"):
+        init_weights(model, Path(str(cfg.init)))
+        print(f"initialised from {cfg.init} (fresh optimiser and schedule)", flush=True)
+    probe = probe_batch(images, cfg, c)  # fixed noisy patches: dead-unit counts and revival
+    revive_every = int(cfg.get("revive_every") or 0)
     print(f"training {arch} on {len(images)} images, {sum(p.numel() for p in model.parameters())} params, "
           f"steps {step} -> {cfg.steps}, out_dir {out_dir}", flush=True)
 
@@ -340,6 +412,11 @@ def train(cfg: DictConfig) -> FFDNet:
     try:
         model.train()
         while step < stop_at and not stop["flag"]:
+            if revive_every and step % revive_every == 0 and step < float(cfg.revive_until) * int(cfg.steps):
+                torch.manual_seed(int(cfg.seed) * 1_000_003 + step)
+                counts = revive_dead_units(model, *probe, opt)
+                if any(counts):
+                    print(f"step {step}: revived dead ReLU channels per layer {counts}", flush=True)
             g = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
             clean, gray = sample_batch(images, g, int(cfg.batch), int(cfg.patch), c)
             sig = sample_sigmas(g, clean.shape[0], cfg)
@@ -373,7 +450,9 @@ def train(cfg: DictConfig) -> FFDNet:
                 if mean > best:
                     best, best_step, best_model = mean, step, inference_state(model)
                 row = row or {"step": step}
-                row.update(val_psnr=f"{mean:.3f}", val_detail=";".join(f"{k}={v:.3f}" for k, v in res.items()))
+                dead = sum(int(d.sum()) for d in dead_units(model, *probe))  # ReLU channels that never fire
+                row.update(val_psnr=f"{mean:.3f}",
+                           val_detail=";".join(f"{k}={v:.3f}" for k, v in res.items()) + f";dead={dead}")
                 msg = f"step {step}: val PSNR (sigma {cfg.val.sigma}) {row['val_detail']} mean {mean:.3f} dB"
                 bar.write(msg) if not bar.disable else print(msg, flush=True)
             if row:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from pnp.errors import PnPError
 from pnp.models import FFDNet, load_denoiser
-from pnp.train import CKPT_NAME, export, sample_batch, sample_noise, to_channels, train
+from pnp.train import CKPT_NAME, dead_units, export, revive_dead_units, sample_batch, sample_noise, to_channels, train
 
 
 def write_images(folder: Path, n=4, size=(40, 36)):
@@ -40,11 +40,11 @@ def config(tmp_path, **over):
 
 
 def test_resume_is_bit_exact(tmp_path):
-    full = train(config(tmp_path, out_dir=str(tmp_path / "full")))
-    train(config(tmp_path, out_dir=str(tmp_path / "split"), stop_at=4))
+    full = train(config(tmp_path, out_dir=str(tmp_path / "full"), revive_every=3))
+    train(config(tmp_path, out_dir=str(tmp_path / "split"), stop_at=4, revive_every=3))
     ck = torch.load(tmp_path / "split" / CKPT_NAME, weights_only=True)
     assert ck["step"] == 4
-    resumed = train(config(tmp_path, out_dir=str(tmp_path / "split")))
+    resumed = train(config(tmp_path, out_dir=str(tmp_path / "split"), revive_every=3))
     a, b = full.state_dict(), resumed.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     ca = torch.load(tmp_path / "full" / CKPT_NAME, weights_only=True)
@@ -66,6 +66,39 @@ def test_export_and_arch_mismatch(tmp_path):
     assert isinstance(net, FFDNet) and (net.depth, net.width) == (3, 8)
     with pytest.raises(PnPError, match="architecture"):
         train(OmegaConf.merge(cfg, {"model": {"width": 16}}))
+
+
+def test_init_starts_a_new_run_from_trained_weights(tmp_path):
+    cfg = config(tmp_path, steps=2, val_every=0)
+    first = train(cfg)
+    out = export(OmegaConf.merge(cfg, {"export": {"out": str(tmp_path / "w.pt")}}))
+    again = train(config(tmp_path, stop_at=0, val_every=0, out_dir=str(tmp_path / "b"), init=str(out)))
+    a, b = first.state_dict(), again.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(PnPError, match="do not fit"):
+        train(config(tmp_path, val_every=0, out_dir=str(tmp_path / "c"), init=str(out), model={"width": 16}))
+
+
+def test_revive_dead_units_keeps_the_function_and_wakes_them():
+    torch.manual_seed(0)
+    model = FFDNet(4, 8, 1)
+    convs = [m for m in model.body if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        convs[1].bias[:3] = -100.0  # channels 0-2 of the second hidden layer never fire
+    x, sig = torch.rand(4, 1, 16, 16), torch.full((4,), 0.1)
+    assert [int(d.sum()) for d in dead_units(model, x, sig)] == [0, 3, 0]
+    before = model(x, sig)
+    opt = torch.optim.Adam(model.parameters())
+    model(x, sig).square().mean().backward()
+    opt.step()
+    before = model(x, sig)
+    opt.state[convs[2].weight]["exp_avg"].fill_(1.0)
+    assert revive_dead_units(model, x, sig, opt) == [0, 3, 0]
+    torch.testing.assert_close(model(x, sig), before)
+    assert torch.all(opt.state[convs[2].weight]["exp_avg"][:, :3] == 0)
+    assert torch.all(opt.state[convs[2].weight]["exp_avg"][:, 3:] == 1)
+    assert sum(int(d.sum()) for d in dead_units(model, x, sig)) == 0
+    assert torch.all(convs[2].weight[:, :3] == 0) and torch.all(convs[1].bias[:3] == 0)
 
 
 def test_batchnorm_training_exports_a_fused_network(tmp_path):
@@ -134,6 +167,8 @@ SMALL = ["model.depth=3", "model.width=8", "steps=1", "val_every=0", "batch=2"]
     ("negative", "sigma_range=[-5.0, 10.0] is empty or negative"),
     ("reversed", "sigma_range=[30.0, 10.0] is empty or negative"),
     ("corrupt", "corrupt or unsafe checkpoint"),
+    ("revive", "revive_every must be >= 0"),
+    ("init", "weights file not found"),
 ])
 def test_bad_input_exit_code_2(tmp_path, case, pattern):
     data = write_images(tmp_path / "data")
@@ -142,7 +177,9 @@ def test_bad_input_exit_code_2(tmp_path, case, pattern):
             "small": [f"data.dirs=[{data}]", "patch=64"],
             "negative": [f"data.dirs=[{data}]", "sigma_range=[-5,10]"],
             "reversed": [f"data.dirs=[{data}]", "sigma_range=[30,10]"],
-            "corrupt": [f"data.dirs=[{data}]"]}[case]
+            "corrupt": [f"data.dirs=[{data}]"],
+            "revive": [f"data.dirs=[{data}]", "revive_every=-1"],
+            "init": [f"data.dirs=[{data}]", f"init={tmp_path / 'nope.pt'}"]}[case]
     out = tmp_path / "run"
     if case == "corrupt":
         out.mkdir()

@@ -121,7 +121,7 @@ def short_message(e: Exception, n: int = 2, limit: int = 300) -> str:
     return msg[:limit]
 
 
-def _read(path: Path) -> dict:
+def read_state_dict(path: Path) -> dict:
     """torch.load(weights_only=True) and unwrap to a flat {name: tensor} dict (plus arch hint)."""
     if not path.is_file():
         raise PnPError(f"weights file not found: {path}")
@@ -235,7 +235,7 @@ def load_denoiser(weights=None, arch: str | None = None, device="cpu", precision
     path = SHIPPED_WEIGHTS if weights == COLOUR_ONLY else Path(weights)
     if precision not in PRECISIONS:
         raise PnPError(f"precision={precision!r} must be one of {PRECISIONS}")
-    sd = _read(path)
+    sd = read_state_dict(path)
     sd.pop("__arch__", None)
     try:
         found = detect_arch(sd)
