@@ -9,6 +9,9 @@ E = ||Ax - y||^2 / (2 sigma^2) + lambda R divided by (1 / sigma^2 + lambda): ste
 steepest descent (Romano, Elad & Milanfar 2017, step 2 / (1/sigma^2 + lambda)); DAEP
 (Bigdeli & Zwicker 2017) and DMSP (Bigdeli et al. 2017) use step 0.1 with momentum 0.9.
 ``nesterov: true`` evaluates g at the look-ahead point x_t + momentum v_t (Nesterov 1983).
+``average: N`` returns the mean of the last N iterates instead of the last one (Polyak &
+Juditsky 1992): with a stochastic prior gradient (DAEP's and DMSP's noisy input) it averages
+out the noise that the final steps leave in x.
 """
 from __future__ import annotations
 
@@ -23,10 +26,13 @@ class GradientDescent(Solver):
     requires = frozenset({Capability.GRADIENT})
 
     def __init__(self, iterations: int = 200, step: float = 1.0, momentum: float = 0.0,
-                 nesterov: bool = False, project: bool = True):
+                 nesterov: bool = False, project: bool = True, average: int = 0):
         super().__init__(iterations)
         if not 0 <= momentum < 1:
             raise PnPError(f"solver.momentum must be in [0, 1), got {momentum}")
+        if not 0 <= int(average) <= self.iterations:
+            raise PnPError(f"solver.average must be in [0, solver.iterations = {self.iterations}], got {average}")
+        self.average = int(average)
         self.step, self.momentum = self.positive("step", step), float(momentum)
         self.nesterov, self.project = bool(nesterov), bool(project)
 
@@ -40,13 +46,16 @@ class GradientDescent(Solver):
         x = problem.op.init(problem.y)
         v = torch.zeros_like(x)
         monitor.start(self.objective(problem, prior, x))
+        mean, first_averaged = torch.zeros_like(x), self.iterations - self.average + 1
         for t in range(1, self.iterations + 1):
             probe = x + self.momentum * v if self.nesterov else x
             v = self.momentum * v - self.step * self.direction(problem, prior, probe, t)
             x = x + v
             if self.project:
                 x = x.clamp(0, 1)
+            if self.average and t >= first_averaged:
+                mean += (x - mean) / (t - first_averaged + 1)
             monitor(t, x, self.objective(problem, prior, x))
             if monitor.should_stop:
                 break
-        return x
+        return mean if self.average and t >= first_averaged else x

@@ -238,12 +238,14 @@ def test_red_auto_weight_follows_the_noise_level():
 
 
 def test_red_and_daep_auto_sigma_by_task():
-    """sigma: auto is RED's 15 (30 for SR) and DAEP's 25 (55 for noise-free SR); a number is kept."""
+    """sigma: auto is RED's 15 (30 for SR) and DAEP's min(25, 200 / sigma_n) (55 for noise-free SR);
+    a number is kept."""
     sr = make_problem(crop(32), {"name": "sr", "scale": 2}, {"name": "gaussian", "sigma": 0.0}, seed=0)
     noisy_sr = make_problem(crop(32), {"name": "sr", "scale": 2}, {"name": "gaussian", "sigma": 2.55}, seed=0)
     cases = [("red", {}, blur_problem(size=16), 15), ("red", {}, blur_problem(12.75, size=16), 15),
              ("red", {}, sr, 30), ("red", {"sigma": 4.1}, sr, 4.1),
-             ("daep", {}, blur_problem(size=16), 25), ("daep", {}, sr, 55), ("daep", {}, noisy_sr, 25),
+             ("daep", {}, blur_problem(size=16), 25), ("daep", {}, blur_problem(12.75, size=16), 200 / 12.75),
+             ("daep", {}, sr, 55), ("daep", {}, noisy_sr, 25), ("daep", {"sigma": 25}, blur_problem(12.75, size=16), 25),
              ("daep", {"sigma": 25}, sr, 25)]
     for name, kw, problem, expected in cases:
         prior = PRIORS.build(name, **kw).set_network(SmoothingDenoiser())
@@ -287,7 +289,7 @@ def test_daep_auto_gamma_follows_the_noise_level():
         prior = PRIORS.build("daep").set_network(SmoothingDenoiser())
         prior.setup(blur_problem(size=32, sigma=sigma))
         assert prior.gamma == pytest.approx(gamma)
-        assert prior.weight == pytest.approx(gamma / (2 * (25 / 255) ** 2))
+        assert prior.weight == pytest.approx(gamma / (2 * prior.sigma**2))
     fixed = PRIORS.build("daep", gamma=27.5).set_network(SmoothingDenoiser())
     fixed.setup(blur_problem(size=32, sigma=12.75))
     assert fixed.gamma == 27.5

@@ -125,6 +125,29 @@ def test_huge_step_diverges_with_a_message_naming_the_step(problem):
             solve(GradientDescent(iterations=50, step=1e6, project=project), problem)
 
 
+class RecordingMonitor(Monitor):
+    def __call__(self, t, x, objective=None):
+        self.iterates.append(x.clone())
+        super().__call__(t, x, objective)
+
+
+def test_gd_average_returns_the_mean_of_the_last_iterates(problem):
+    prior = TV()
+    prior.setup(problem)
+    results = {}
+    for average in (0, 5):
+        monitor = RecordingMonitor(12, x_true=problem.x_true, progress=False)
+        monitor.iterates = []
+        results[average] = GradientDescent(iterations=12, step=0.5, momentum=0.5,
+                                           average=average).solve(problem, prior, monitor)
+    iterates = monitor.iterates
+    assert torch.equal(results[0], iterates[-1])
+    assert torch.allclose(results[5], torch.stack(iterates[-5:]).mean(0), atol=1e-6)
+    assert not torch.allclose(results[5], iterates[-1], atol=1e-4)
+    with pytest.raises(PnPError, match="solver.average"):
+        GradientDescent(iterations=12, average=13)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_zero_iterations_is_an_error(name):
     with pytest.raises(PnPError, match="iterations"):
@@ -158,3 +181,16 @@ def test_prior_recommendations_per_operator(op, iterations, end_min):
     solver = HQS(**params)
     problem = SimpleNamespace(sigma_eff=0.255 / 255)
     assert solver.schedule(problem)[-1] == pytest.approx((end_min or 0.255) / 255)
+
+
+@pytest.mark.parametrize("op, average", [("blur", 60), ("sr", None)])
+def test_daep_averages_the_last_iterates_when_deblurring(op, average):
+    """DAEP recommends the mean of the last 60 iterates for deblurring only (solvers.by_op.blur)."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("pnp.conf", version_base=None):
+        cfg = compose("config", overrides=["prior=daep", f"op={op}"])
+    params = solver_params(OmegaConf.to_container(cfg.solver, resolve=True),
+                           OmegaConf.to_container(cfg.prior, resolve=True), op)
+    assert params["iterations"] == 300 and params.get("average") == average
+    assert GradientDescent(**params).average == (average or 0)
