@@ -140,7 +140,7 @@ def test_gd_average_returns_the_mean_of_the_last_iterates(problem):
         monitor.iterates = []
         results[average] = GradientDescent(iterations=12, step=0.5, momentum=0.5,
                                            average=average).solve(problem, prior, monitor)
-    iterates = monitor.iterates
+    iterates = monitor.iterates  # of the second run; TV and gd are deterministic, so both runs' iterates agree
     assert torch.equal(results[0], iterates[-1])
     assert torch.allclose(results[5], torch.stack(iterates[-5:]).mean(0), atol=1e-6)
     assert not torch.allclose(results[5], iterates[-1], atol=1e-4)
