@@ -46,7 +46,8 @@ class GradientDescent(Solver):
         x = problem.op.init(problem.y)
         v = torch.zeros_like(x)
         monitor.start(self.objective(problem, prior, x))
-        mean, first_averaged = torch.zeros_like(x), self.iterations - self.average + 1
+        first_averaged = self.iterations - self.average + 1  # iterates t >= this are averaged
+        mean = torch.zeros_like(x) if self.average else None
         for t in range(1, self.iterations + 1):
             probe = x + self.momentum * v if self.nesterov else x
             v = self.momentum * v - self.step * self.direction(problem, prior, probe, t)
