@@ -37,13 +37,18 @@ for gamma = 1.7 / 3 / 3.4 / 4.5 / 6.9 / 13.75 / 27.5 / 55: noise 2.55: - / - / -
 ``prior.gamma=27.5``.
 
 **Noise-free SR sigma** (``sigma: auto``, ours): the autoencoder's level is 25 (the authors'), and
-55 for noise-free super-resolution, where w = 1 / sqrt(t) lets the data term take over and a
-stronger smoothing of the prior recovers more: measured on Set5, bicubic x4, 300 iterations,
-bf16, RGB PSNR (border 4), sigma = 25 / 40 / 55 / 75 / 100: bird 29.93 / 30.16 / **30.32** / 30.24 /
-30.10, butterfly 22.89 / 23.48 / 23.85 / **23.91** / - (bicubic 28.22, 20.86). The authors' value:
-``prior.sigma=25``. With noise the autoencoder's level is min(25, 200 / sigma_n): the authors'
-25 up to noise 8, 15.7 at noise 12.75, where the session-9 denoiser (a better one) over-smoothed
-at 25. Measured on Set12 03-04 x Levin 2, 4, 6, 8 (valid, bf16, 8 problems per figure, with
+for noise-free super-resolution, where w = 1 / sqrt(t) lets the data term take over and a
+stronger smoothing of the prior recovers more, 30 / 40 / 55 at scale 2 / 3 / 4 and above.
+Measured on Set5, bicubic x4, 300 iterations, bf16, RGB PSNR (border 4), sigma = 25 / 40 / 55 /
+75 / 100: bird 29.93 / 30.16 / **30.32** / 30.24 / 30.10, butterfly 22.89 / 23.48 / 23.85 /
+**23.91** / - (bicubic 28.22, 20.86). At x2 and x3 on held-out images (set3c leaves and
+starfish, CBSD432 100007 and 100039, 256x256 centre crops; mean RGB PSNR, border = scale):
+x2, sigma 22 / 30 / 40 / 55: 30.89 / **30.90** / 30.81 / 30.67 (bicubic 27.85; 500 iterations
+at 30: 30.94; step 0.2: 30.90; the mean of the last 60 iterates: +0.00-0.02); x3, sigma 30 /
+40 / 45 / 55: 26.99 / **27.03** / 27.03 / 26.97 (24.86); x5, sigma 40 / 55: 23.50 / 23.48.
+The authors' value: ``prior.sigma=25``. With noise the autoencoder's level is
+min(25, 200 / sigma_n): the authors' 25 up to noise 8, 15.7 at noise 12.75, where the
+session-9 denoiser (a better one) over-smoothed at 25. Measured on Set12 03-04 x Levin 2, 4, 6, 8 (valid, bf16, 8 problems per figure, with
 ``solver.average=60``): noise 12.75, sigma 14 / 18 / 25: 24.72 / 24.69 / 24.54 dB (TV 24.53);
 noise 7.65, sigma 18 / 25: 26.28 / **26.34**.
 
@@ -71,13 +76,19 @@ from pnp.registry import operator_name
 SCHEDULES = ("auto", "fixed", "inv_sqrt")
 SR_DATA_GRADS = ("bicubic", "adjoint")
 AUTHORS_GAMMA, AUTO_GAMMA = 27.5, 19.0  # gamma: auto (see the module docstring)
-AUTHORS_SIGMA, NOISE_FREE_SR_SIGMA = 25.0, 55.0  # sigma: auto (0-255; see the module docstring)
+AUTHORS_SIGMA = 25.0  # sigma: auto (0-255; see the module docstring)
+NOISE_FREE_SR_SIGMA, NOISE_FREE_SR_SIGMA_BY_SCALE = 55.0, {2: 30.0, 3: 40.0}  # noise-free op=sr, by scale
 HIGH_NOISE_SIGMA = 200.0  # sigma: auto = min(25, 200 / sigma_n) when noisy (15.7 at noise 12.75)
 
 
 def auto_gamma(noise: float) -> float:
     """gamma for noise ``noise`` ([0, 1] scale): min(27.5, 19 / sqrt(sigma_n)), sigma_n in 0-255 units."""
     return AUTHORS_GAMMA if noise <= 0 else min(AUTHORS_GAMMA, AUTO_GAMMA / math.sqrt(255.0 * noise))
+
+
+def noise_free_sr_sigma(scale: int) -> float:
+    """Autoencoder sigma (0-255) for noise-free super-resolution by ``scale``: 30 / 40 / 55 at 2 / 3 / >= 4."""
+    return NOISE_FREE_SR_SIGMA_BY_SCALE.get(int(scale), NOISE_FREE_SR_SIGMA)
 
 
 def auto_sigma(noise: float) -> float:
@@ -108,7 +119,8 @@ class DAEP(LearnedPrior):
         self.is_sr = hasattr(problem.op, "scale")
         if self.sigma_is_auto:
             noise_free_sr = self.inv_sqrt and operator_name(problem.op) == "sr"
-            self.sigma = (NOISE_FREE_SR_SIGMA if noise_free_sr else auto_sigma(problem.sigma)) / 255.0
+            sigma = noise_free_sr_sigma(problem.op.scale) if noise_free_sr else auto_sigma(problem.sigma)
+            self.sigma = sigma / 255.0
         if self.gamma_is_auto:
             self.gamma = auto_gamma(problem.sigma)
         self.weight = self.gamma / self.s2

@@ -238,21 +238,23 @@ def test_red_auto_weight_follows_the_noise_level():
 
 
 def test_red_and_daep_auto_sigma_by_task():
-    """sigma: auto is RED's 15 (30 for SR) and DAEP's min(25, 200 / sigma_n) (55 for noise-free SR);
-    a number is kept."""
+    """sigma: auto is RED's 15 (30 for SR) and DAEP's min(25, 200 / sigma_n) (noise-free SR: 30 / 40 / 55
+    at scale 2 / 3 / 4); a number is kept."""
     sr = make_problem(crop(32), {"name": "sr", "scale": 2}, {"name": "gaussian", "sigma": 0.0}, seed=0)
+    sr3, sr4 = (make_problem(crop(48), {"name": "sr", "scale": s}, {"name": "gaussian", "sigma": 0.0}, seed=0)
+                for s in (3, 4))
     noisy_sr = make_problem(crop(32), {"name": "sr", "scale": 2}, {"name": "gaussian", "sigma": 2.55}, seed=0)
     cases = [("red", {}, blur_problem(size=16), 15), ("red", {}, blur_problem(12.75, size=16), 15),
              ("red", {}, sr, 30), ("red", {"sigma": 4.1}, sr, 4.1),
              ("daep", {}, blur_problem(size=16), 25), ("daep", {}, blur_problem(12.75, size=16), 200 / 12.75),
-             ("daep", {}, sr, 55), ("daep", {}, noisy_sr, 25), ("daep", {"sigma": 25}, blur_problem(12.75, size=16), 25),
+             ("daep", {}, sr, 30), ("daep", {}, sr3, 40), ("daep", {}, sr4, 55), ("daep", {}, noisy_sr, 25), ("daep", {"sigma": 25}, blur_problem(12.75, size=16), 25),
              ("daep", {"sigma": 25}, sr, 25)]
     for name, kw, problem, expected in cases:
         prior = PRIORS.build(name, **kw).set_network(SmoothingDenoiser())
         prior.setup(problem)
         assert prior.sigma * 255 == pytest.approx(expected), (name, kw)
     daep = PRIORS.build("daep", gamma=27.5).set_network(SmoothingDenoiser())
-    daep.setup(sr)
+    daep.setup(sr4)
     assert daep.weight == pytest.approx(27.5 / (2 * (55 / 255) ** 2))
 
 
@@ -355,8 +357,8 @@ def test_daep_sr_schedule_and_data_gradient():
     a, b = prior.balance(z, problem, 4)
     assert b == pytest.approx(0.5)
     eta = prior.noise(z, prior.sigma)
-    assert prior.sigma * 255 == pytest.approx(55)  # sigma: auto for noise-free SR
-    g_p = PRIORS.build("daep", sigma=55, denoiser=FIXED_GRID).set_network(TinyNet()).grad(z, 4, eta=eta)  # not set up: no SR term
+    assert prior.sigma * 255 == pytest.approx(30)  # sigma: auto for noise-free SR at scale 2
+    g_p = PRIORS.build("daep", sigma=30, denoiser=FIXED_GRID).set_network(TinyNet()).grad(z, 4, eta=eta)  # not set up: no SR term
     direction = a * problem.data_grad(z) + b * prior.grad(z, 4, eta=eta)
     r = problem.op.A(z) - problem.y
     torch.testing.assert_close(direction, a * problem.op.baseline(r) + b * g_p)
