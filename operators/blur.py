@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from deepinv.physics import Blur as _DeepinvBlur
 from deepinv.physics.functional import filter_fft
 
-from pnp.operator import Operator
+from pnp.operator import Operator, conjugate_gradients
 from pnp.operators.kernels import check_fits, make_kernel
 
 BOUNDARIES = ("valid", "circular")
@@ -24,9 +24,12 @@ class Blur(Operator):
       deepinv's direct ``Blur(padding='valid')`` (kept as ``self.physics``); measured at
       256x256 with a 27x27 kernel, 1 thread: A 0.49 vs 15.5 ms, A^T 0.52 vs 63 ms.
       Data step: conjugate gradients on (A^T A / sigma^2 + rho I) x = A^T y / sigma^2 + rho z
-      (``data_step_cg``) to the relative residual ``cg_tol`` (1e-4: 2-4 iterations; the step is
-      then within 58-95 dB PSNR of an exact solve, measured on Set12 01 with Levin kernel 4),
-      preconditioned by the circular-boundary system, which FFTs invert exactly.
+      to the relative residual ``cg_tol``, preconditioned by the circular-boundary system,
+      which FFTs invert exactly. The iterates are kept as spectra (``valid_data_step``), where
+      that preconditioner is diagonal and A^T A = C^T P^T P C costs two FFTs: two per iteration
+      instead of six. Measured on Set12 01 with Levin kernel 4, noise 7.65, rho 30 / 300,
+      1 thread: 4-7 iterations to 1e-4, within 60 / 83 dB PSNR of an exact solve, 6.0 / 3.9 ms
+      per step (8.4 / 5.3 ms with the iterates as images).
       Baseline and init: y padded back to H x W by replicating its border pixels.
     - ``boundary='circular'`` (DPIR/USRNet, ``scipy.ndimage.convolve(x, k, mode='wrap')``):
       A = F^-1 diag(F k) F, A^T = F^-1 diag(conj(F k)) F; deepinv ``Blur(padding='circular',
@@ -80,16 +83,8 @@ class Blur(Operator):
         if self.boundary == "circular":
             return circular_data_step(self.physics.filter, self.A_adjoint(y), z, rho, sigma)
         # float64 (tests, references) solves to 1e-10; float32 to cg_tol
-        return self.data_step_cg(y, z, rho, sigma, tol=1e-10 if y.dtype == torch.float64 else self.cg_tol,
-                                 precondition=self.circulant_preconditioner(z, rho, sigma))
-
-    def circulant_preconditioner(self, like, rho, sigma):
-        """r -> F^-1[F r / (|F k|^2 / sigma^2 + rho)]: the inverse of the circular-boundary
-        normal matrix, a preconditioner for the valid one (they differ only near the border)."""
-        size = tuple(like.shape[-2:])
-        spectrum = self.spectrum(size, like)
-        denom = spectrum.abs() ** 2 / sigma**2 + rho
-        return lambda r: torch.fft.irfft2(torch.fft.rfft2(r) / denom, s=size)
+        tol = 1e-10 if y.dtype == torch.float64 else self.cg_tol
+        return valid_data_step(y, z, rho, sigma, self.kernel_shape, self.spectrum(z.shape[-2:], z), tol)
 
     def baseline(self, y: torch.Tensor) -> torch.Tensor:
         if self.boundary == "circular":
@@ -113,6 +108,40 @@ def correlate_full(y: torch.Tensor, shape: tuple[int, int], spectrum: torch.Tens
     kh, kw = shape
     size = (y.shape[-2] + kh - 1, y.shape[-1] + kw - 1)
     return torch.fft.irfft2(torch.fft.rfft2(F.pad(y, (kw - 1, 0, kh - 1, 0))) * spectrum.conj(), s=size)
+
+
+def valid_data_step(y, z, rho, sigma, shape, spectrum, tol: float, iterations: int = 500):
+    """argmin_x ||k *valid x - y||^2 / (2 sigma^2) + (rho / 2) ||x - z||^2 by preconditioned CG
+    with the iterates kept as spectra (rfft2 of H x W images; ``spectrum`` = rfft2 of the kernel
+    ``shape`` zero-padded to H x W).
+
+    With C the circular convolution by k and P the crop to its valid part (``convolve_valid``),
+    the normal matrix N = C^T P^T P C / sigma^2 + rho I acts on a spectrum v as
+    conj(K) F[m . F^-1(K v)] / sigma^2 + rho v, m the 0/1 mask of the valid part: two FFTs. The
+    circular system C^T C / sigma^2 + rho I, which differs from N only near the border, is the
+    preconditioner, diag(|K|^2 / sigma^2 + rho) there. Inner products by Parseval over the half
+    spectrum (the columns that stand for two conjugate ones count twice)."""
+    kh, kw = shape
+    size = z.shape[-2:]
+    mask = torch.zeros(size, dtype=z.dtype, device=z.device)
+    mask[kh - 1:, kw - 1:] = 1
+    weight = torch.full((size[-1] // 2 + 1,), 2.0, dtype=z.dtype, device=z.device)
+    weight[0] = 1.0
+    if size[-1] % 2 == 0:
+        weight[-1] = 1.0
+    adjoint = spectrum.conj() / sigma**2  # conj(K) / sigma^2
+    denom = (adjoint * spectrum).real + rho
+
+    def normal(v):
+        return adjoint * torch.fft.rfft2(mask * torch.fft.irfft2(spectrum * v, s=size)) + rho * v
+
+    def inner(u, v):
+        return (weight * (u.conj() * v).real).sum()
+
+    z_hat = torch.fft.rfft2(z)
+    b = adjoint * torch.fft.rfft2(F.pad(y, (kw - 1, 0, kh - 1, 0))) + rho * z_hat
+    x = conjugate_gradients(normal, b, z_hat, lambda r: r / denom, iterations, tol, inner)
+    return torch.fft.irfft2(x, s=size)
 
 
 def circular_data_step(filter, adjoint_y, z, rho, sigma, factor: int = 1):

@@ -73,22 +73,24 @@ class Operator(torch.nn.Module):
             raise PnPError(message)
 
 
-def conjugate_gradients(normal, b, x, precondition=None, iterations: int = 500, tol: float = 1e-10):
+def conjugate_gradients(normal, b, x, precondition=None, iterations: int = 500, tol: float = 1e-10, inner=None):
     """Solve N x = b for SPD ``normal`` (v -> N v) by (preconditioned) conjugate gradients from
     ``x``, until ||b - N x|| <= tol ||b|| or ``iterations`` steps. ``precondition(r)`` applies
-    M^-1 for an SPD M ~ N (Golub & Van Loan, Alg. 11.5.1); None: plain CG."""
+    M^-1 for an SPD M ~ N (Golub & Van Loan, Alg. 11.5.1); None: plain CG. ``inner(u, v)`` is
+    the inner product (default: sum of u * v), e.g. Parseval's for vectors kept as spectra."""
     apply_m = precondition or (lambda v: v)
+    dot = inner or (lambda u, v: (u * v).sum())
     r = b - normal(x)
     s = apply_m(r)
-    p, rs = s.clone(), (r * s).sum()
-    b_norm = b.norm()
+    p, rs = s.clone(), dot(r, s)
+    b_norm2 = dot(b, b)
     for _ in range(iterations):
-        if r.norm() <= tol * b_norm:
+        if dot(r, r) <= tol**2 * b_norm2:
             break
         q = normal(p)
-        alpha = rs / (p * q).sum()
+        alpha = rs / dot(p, q)
         x, r = x + alpha * p, r - alpha * q
         s = apply_m(r)
-        rs_new = (r * s).sum()
+        rs_new = dot(r, s)
         p, rs = s + (rs_new / rs) * p, rs_new
     return x
