@@ -247,7 +247,8 @@ def test_red_and_daep_auto_sigma_by_task():
     cases = [("red", {}, blur_problem(size=16), 15), ("red", {}, blur_problem(12.75, size=16), 15),
              ("red", {}, sr, 30), ("red", {"sigma": 4.1}, sr, 4.1),
              ("daep", {}, blur_problem(size=16), 25), ("daep", {}, blur_problem(12.75, size=16), 200 / 12.75),
-             ("daep", {}, sr, 30), ("daep", {}, sr3, 40), ("daep", {}, sr4, 55), ("daep", {}, noisy_sr, 25), ("daep", {"sigma": 25}, blur_problem(12.75, size=16), 25),
+             ("daep", {}, sr, 30), ("daep", {}, sr3, 40), ("daep", {}, sr4, 55), ("daep", {}, noisy_sr, 25),
+             ("daep", {"sigma": 25}, blur_problem(12.75, size=16), 25),
              ("daep", {"sigma": 25}, sr, 25)]
     for name, kw, problem, expected in cases:
         prior = PRIORS.build(name, **kw).set_network(SmoothingDenoiser())
