@@ -49,8 +49,8 @@ at 30: 30.94; step 0.2: 30.90; the mean of the last 60 iterates: +0.00-0.02); x3
 The authors' value: ``prior.sigma=25``. With noise the autoencoder's level is
 min(25, 200 / sigma_n): the authors' 25 up to noise 8, 15.7 at noise 12.75, where the
 session-9 denoiser (a better one) over-smoothed at 25. Measured on Set12 03-04 x Levin 2, 4,
-6, 8 (valid, bf16, 8 problems per figure, with ``solver.average=60``): noise 12.75, sigma 14 / 18 / 25: 24.72 / 24.69 / 24.54 dB (TV 24.53);
-noise 7.65, sigma 18 / 25: 26.28 / **26.34**.
+6, 8 (valid, bf16, 8 problems per figure, with ``solver.average=60``): noise 12.75, sigma 14 /
+18 / 25: 24.72 / 24.69 / 24.54 dB (TV 24.53); noise 7.65, sigma 18 / 25: 26.28 / **26.34**.
 
 **Iterate averaging for deblurring** (``solvers.by_op.blur.gd.average: 60``, ours): the noisy
 input redrawn each iteration leaves noise in the last iterate; the mean of the last 60 removes
