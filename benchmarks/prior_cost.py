@@ -94,9 +94,8 @@ def main() -> None:
         overrides["prior.denoiser.weights"] = args.weights
     for pair in args.pairs.split(","):
         prior_name, solver_name = pair.split(":")
-        # built for a long run, so that a prior's iterate averaging (DAEP: the last 60) is accepted
         cfg = compose_config(op="blur", prior=prior_name, solver=solver_name,
-                             overrides={**overrides, "solver.iterations": 1000})
+                             overrides={**overrides, "solver.iterations": args.iterations})
         prior, solver = build_triple(cfg)
         problem = make_problem(x, op, {"name": "gaussian", "sigma": args.sigma}, seed=0)
         prior.setup(problem)
@@ -107,8 +106,6 @@ def main() -> None:
 
         def run(iterations):
             solver.iterations = iterations
-            if getattr(solver, "average", 0):  # average every iterate: its cost is in each timed one
-                solver.average = iterations
             prior.setup(problem)
             solver.solve(problem, prior, Monitor(iterations, problem.x_true, progress=False))
 

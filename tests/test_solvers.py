@@ -194,3 +194,17 @@ def test_daep_averages_the_last_iterates_when_deblurring(op, average):
                            OmegaConf.to_container(cfg.prior, resolve=True), op)
     assert params["iterations"] == 300 and params.get("average") == average
     assert GradientDescent(**params).average == (average or 0)
+
+
+def test_recommended_average_follows_the_users_iterations():
+    """solver.iterations=30 with DAEP's recommended mean of the last 60 of 300 iterates averages the
+    last 6 (it used to fail: 'solver.average must be in [0, 30]'); a user's own average is kept."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("pnp.conf", version_base=None):
+        for extra, expected in ((["solver.iterations=30"], 6), (["solver.iterations=30", "solver.average=30"], 30),
+                                (["solver.iterations=300"], 60)):
+            cfg = compose("config", overrides=["prior=daep", "op=blur", *extra])
+            params = solver_params(OmegaConf.to_container(cfg.solver, resolve=True),
+                                   OmegaConf.to_container(cfg.prior, resolve=True), "blur")
+            assert GradientDescent(**params).average == expected, extra
