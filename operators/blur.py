@@ -105,9 +105,15 @@ def convolve_valid(x: torch.Tensor, shape: tuple[int, int], spectrum: torch.Tens
 def correlate_full(y: torch.Tensor, shape: tuple[int, int], spectrum: torch.Tensor) -> torch.Tensor:
     """The adjoint of ``convolve_valid``: zero-fill y to (h + kh - 1) x (w + kw - 1), correlate with
     k (``conv2(y, rot90(k, 2), 'full')``); ``spectrum`` = rfft2 of k zero-padded to that size."""
+    size = (y.shape[-2] + shape[0] - 1, y.shape[-1] + shape[1] - 1)
+    return torch.fft.irfft2(torch.fft.rfft2(zero_fill(y, shape)) * spectrum.conj(), s=size)
+
+
+def zero_fill(y: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """P^T y: the valid observation y put back where ``convolve_valid`` took it from (rows kh - 1
+    and on, columns kw - 1 and on) in an otherwise zero (h + kh - 1) x (w + kw - 1) image."""
     kh, kw = shape
-    size = (y.shape[-2] + kh - 1, y.shape[-1] + kw - 1)
-    return torch.fft.irfft2(torch.fft.rfft2(F.pad(y, (kw - 1, 0, kh - 1, 0))) * spectrum.conj(), s=size)
+    return F.pad(y, (kw - 1, 0, kh - 1, 0))
 
 
 def valid_data_step(y, z, rho, sigma, shape, spectrum, tol: float, iterations: int = 500):
@@ -139,7 +145,7 @@ def valid_data_step(y, z, rho, sigma, shape, spectrum, tol: float, iterations: i
         return (weight * (u.conj() * v).real).sum()
 
     z_hat = torch.fft.rfft2(z)
-    b = adjoint * torch.fft.rfft2(F.pad(y, (kw - 1, 0, kh - 1, 0))) + rho * z_hat
+    b = adjoint * torch.fft.rfft2(zero_fill(y, shape)) + rho * z_hat
     x = conjugate_gradients(normal, b, z_hat, lambda r: r / denom, iterations, tol, inner)
     return torch.fft.irfft2(x, s=size)
 
