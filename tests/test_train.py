@@ -14,7 +14,8 @@ from PIL import Image
 
 from pnp.errors import PnPError
 from pnp.models import FFDNet, load_denoiser
-from pnp.train import CKPT_NAME, dead_units, export, revive_dead_units, sample_batch, sample_noise, to_channels, train
+from pnp.train import (CKPT_NAME, dead_units, export, loss_weight, revive_dead_units, sample_batch, sample_noise,
+                       to_channels, train)
 
 
 def write_images(folder: Path, n=4, size=(40, 36)):
@@ -114,6 +115,16 @@ def test_batchnorm_training_exports_a_fused_network(tmp_path):
     ck_net = load_denoiser(tmp_path / "run" / CKPT_NAME)
     with torch.no_grad():
         torch.testing.assert_close(ck_net(x, 0.1), net(x, 0.1))
+
+
+def test_loss_weight_formula():
+    sig = torch.tensor([10.0, 30.0, 75.0, 150.0]) / 255
+    plain = OmegaConf.create({"loss_sigma_ref": 75, "loss_balance": None})
+    assert torch.allclose(loss_weight(sig, plain), torch.tensor([1.0, 1.0, 1.0, 0.25]))
+    balanced = OmegaConf.create({"loss_sigma_ref": 75, "loss_balance": 15})  # x min(1, 15 / min(sigma, 75))
+    assert torch.allclose(loss_weight(sig, balanced), torch.tensor([1.0, 0.5, 0.2, 0.05]))
+    mse = OmegaConf.create({"loss_sigma_ref": None, "loss_balance": None})
+    assert torch.equal(loss_weight(sig, mse), torch.ones(4))
 
 
 def test_gray_patches_get_channel_identical_noise():
