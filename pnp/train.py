@@ -195,6 +195,8 @@ def check_config(cfg) -> None:
         raise PnPError("revive_every needs model.norm=false (revival is written for the norm-free network)")
     if cfg.precision not in ("fp32", "bf16"):
         raise PnPError(f"precision={cfg.precision} must be fp32 or bf16")
+    if cfg.get("loss_balance") is not None and not float(cfg.loss_balance) > 0:
+        raise PnPError(f"loss_balance={cfg.loss_balance} must be a positive sigma (0-255) or null")
 
 
 def loss_weight(sig: torch.Tensor, cfg) -> torch.Tensor:

@@ -179,6 +179,7 @@ SMALL = ["model.depth=3", "model.width=8", "steps=1", "val_every=0", "batch=2"]
     ("reversed", "sigma_range=[30.0, 10.0] is empty or negative"),
     ("corrupt", "corrupt or unsafe checkpoint"),
     ("revive", "revive_every must be >= 0"),
+    ("balance", "loss_balance=-1 must be a positive sigma"),
     ("init", "weights file not found"),
 ])
 def test_bad_input_exit_code_2(tmp_path, case, pattern):
@@ -190,6 +191,7 @@ def test_bad_input_exit_code_2(tmp_path, case, pattern):
             "reversed": [f"data.dirs=[{data}]", "sigma_range=[30,10]"],
             "corrupt": [f"data.dirs=[{data}]"],
             "revive": [f"data.dirs=[{data}]", "revive_every=-1"],
+            "balance": [f"data.dirs=[{data}]", "loss_balance=-1"],
             "init": [f"data.dirs=[{data}]", f"init={tmp_path / 'nope.pt'}"]}[case]
     out = tmp_path / "run"
     if case == "corrupt":
