@@ -202,13 +202,11 @@ def check_config(cfg) -> None:
 def loss_weight(sig: torch.Tensor, cfg) -> torch.Tensor:
     """Per-sample loss weight ``min(1, sigma_ref / sigma)^2`` (1 everywhere if sigma_ref is null),
     times ``min(1, sigma_0 / min(sigma, sigma_ref))`` if ``loss_balance = sigma_0`` is set."""
-    w = torch.ones_like(sig)
-    ref = cfg.get("loss_sigma_ref")
-    if ref is not None:
-        w = (ref / 255 / sig.clamp_min(1e-8)).clamp(max=1).square()
-    if cfg.get("loss_balance") is not None:
-        mid = sig if ref is None else sig.clamp(max=ref / 255)
-        w = w * (cfg.loss_balance / 255 / mid.clamp_min(1e-8)).clamp(max=1)
+    ref, sigma_0 = cfg.get("loss_sigma_ref"), cfg.get("loss_balance")
+    sig = sig.clamp_min(1e-8)
+    w = torch.ones_like(sig) if ref is None else (ref / 255 / sig).clamp(max=1).square()
+    if sigma_0 is not None:
+        w = w * (sigma_0 / 255 / (sig if ref is None else sig.clamp(max=ref / 255))).clamp(max=1)
     return w
 
 
