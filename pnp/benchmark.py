@@ -67,7 +67,26 @@ def fingerprint(cfg) -> str:
         else dict(cfg)
     for key in VOLATILE_KEYS:
         data.pop(key, None)
+    denoiser = (data.get("prior") or {}).get("denoiser")
+    if isinstance(denoiser, dict):  # new weights under the same name must not reuse old results
+        from pnp.models.loading import weights_files
+        data["weights_sha256"] = [file_digest(f) for f in weights_files(denoiser.get("weights"))]
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+_DIGESTS: dict = {}
+
+
+def file_digest(path: Path) -> str | None:
+    """sha256 of a file's bytes (None if it cannot be read), memoised per (path, size, mtime)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _DIGESTS[key]
 
 
 def apply_threads(cfg) -> None:

@@ -141,3 +141,16 @@ def test_fingerprint_ignores_speed_settings():
     c = compose_config(op="blur", prior="tv", overrides={"prior.weight": 2.0})
     assert fingerprint(a) == fingerprint(b) != fingerprint(c)
     assert torch.get_num_threads() >= 1
+
+
+def test_fingerprint_follows_the_weights_bytes_not_their_name(tmp_path):
+    """Weights retrained and saved under the same path must not reuse results of the old ones."""
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"first")
+    cfg = compose_config(op="blur", prior="red", overrides={"prior.denoiser.weights": str(weights)})
+    before = fingerprint(cfg)
+    weights.write_bytes(b"second")
+    assert fingerprint(cfg) != before
+    weights.write_bytes(b"first")
+    assert fingerprint(cfg) == before
+    assert fingerprint(compose_config(op="blur", prior="red")) != before  # the shipped colour model

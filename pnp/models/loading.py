@@ -214,6 +214,14 @@ def _build_drunet(sd: dict):
 _BUILDERS = {"ffdnet": _build_ffdnet, "dncnn": _build_dncnn, "drunet": _build_drunet}
 
 
+def weights_files(weights=None) -> list[Path]:
+    """The files ``load_denoiser(weights)`` reads: the shipped pair for None, the shipped colour
+    file for "colour", else the given path."""
+    if weights is None:
+        return [f for f in (SHIPPED_WEIGHTS, SHIPPED_GRAY_WEIGHTS) if f.exists()]
+    return [SHIPPED_WEIGHTS if weights == COLOUR_ONLY else Path(str(weights))]
+
+
 def load_denoiser(weights=None, arch: str | None = None, device="cpu", precision: str = "fp32") -> nn.Module:
     """Return a denoiser module ``D(x, sigma)`` in eval mode, parameters frozen.
 
