@@ -29,7 +29,9 @@ class Blur(Operator):
       that preconditioner is diagonal and A^T A = C^T P^T P C costs two FFTs: two per iteration
       instead of six. Measured on Set12 01 with Levin kernel 4, noise 7.65, rho 30 / 300,
       1 thread: 4-7 iterations to 1e-4, within 60 / 83 dB PSNR of an exact solve, 6.0 / 3.9 ms
-      per step (8.4 / 5.3 ms with the iterates as images).
+      per step (8.4 / 5.3 ms with the iterates as images). CG starts from the solver's previous
+      solution where it passes one (``warm_start``), else from z: RED-ADMM on Set12 01, Levin 1,
+      noise 7.65, 200 iterations: 2.1 instead of 6.0 operator products per step.
       Baseline and init: y padded back to H x W by replicating its border pixels.
     - ``boundary='circular'`` (DPIR/USRNet, ``scipy.ndimage.convolve(x, k, mode='wrap')``):
       A = F^-1 diag(F k) F, A^T = F^-1 diag(conj(F k)) F; deepinv ``Blur(padding='circular',
@@ -79,12 +81,15 @@ class Blur(Operator):
         kh, kw = self.kernel_shape
         return correlate_full(y, self.kernel_shape, self.spectrum((y.shape[-2] + kh - 1, y.shape[-1] + kw - 1), y))
 
-    def data_step(self, y, z, rho, sigma):
+    warm_start = True
+
+    def data_step(self, y, z, rho, sigma, start=None):
         if self.boundary == "circular":
             return circular_data_step(self.physics.filter, self.A_adjoint(y), z, rho, sigma)
         # float64 (tests, references) solves to 1e-10; float32 to cg_tol
         tol = 1e-10 if y.dtype == torch.float64 else self.cg_tol
-        return valid_data_step(y, z, rho, sigma, self.kernel_shape, self.spectrum(z.shape[-2:], z), tol)
+        return valid_data_step(y, z, rho, sigma, self.kernel_shape, self.spectrum(z.shape[-2:], z), tol,
+                               start=start)
 
     def baseline(self, y: torch.Tensor) -> torch.Tensor:
         if self.boundary == "circular":
@@ -116,10 +121,10 @@ def zero_fill(y: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     return F.pad(y, (kw - 1, 0, kh - 1, 0))
 
 
-def valid_data_step(y, z, rho, sigma, shape, spectrum, tol: float, iterations: int = 500):
+def valid_data_step(y, z, rho, sigma, shape, spectrum, tol: float, iterations: int = 500, start=None):
     """argmin_x ||k *valid x - y||^2 / (2 sigma^2) + (rho / 2) ||x - z||^2 by preconditioned CG
     with the iterates kept as spectra (rfft2 of H x W images; ``spectrum`` = rfft2 of the kernel
-    ``shape`` zero-padded to H x W).
+    ``shape`` zero-padded to H x W), from ``start`` (default: z).
 
     With C the circular convolution by k and P the crop to its valid part (``convolve_valid``),
     the normal matrix N = C^T P^T P C / sigma^2 + rho I acts on a spectrum v as
@@ -146,7 +151,8 @@ def valid_data_step(y, z, rho, sigma, shape, spectrum, tol: float, iterations: i
 
     z_hat = torch.fft.rfft2(z)
     b = adjoint * torch.fft.rfft2(zero_fill(y, shape)) + rho * z_hat
-    x = conjugate_gradients(normal, b, z_hat, lambda r: r / denom, iterations, tol, inner)
+    x0 = z_hat if start is None else torch.fft.rfft2(start)
+    x = conjugate_gradients(normal, b, x0, lambda r: r / denom, iterations, tol, inner)
     return torch.fft.irfft2(x, s=size)
 
 

@@ -15,8 +15,12 @@ class Operator(torch.nn.Module):
     """A linear operator A with adjoint A^T and the data step.
 
     Subclasses set ``self.physics`` (a deepinv ``LinearPhysics``) or override ``A`` and
-    ``A_adjoint``; they override ``data_step`` where a closed form exists.
+    ``A_adjoint``; they override ``data_step`` where a closed form exists. One whose data step
+    is iterative may set ``warm_start = True`` and take ``data_step(..., start=x)``: the
+    solvers then pass their previous solution as the starting point.
     """
+
+    warm_start = False
 
     def __init__(self, shape: tuple[int, int, int], generator: torch.Generator | None = None):
         super().__init__()

@@ -41,8 +41,11 @@ class Problem:
         r = self.op.A(x) - self.y
         return r.pow(2).flatten(1).sum(1) / (2 * self.sigma_eff**2)
 
-    def data_step(self, z: torch.Tensor, rho: float) -> torch.Tensor:
-        """argmin_x ||Ax - y||^2 / (2 sigma^2) + (rho / 2) ||x - z||^2."""
+    def data_step(self, z: torch.Tensor, rho: float, start: torch.Tensor | None = None) -> torch.Tensor:
+        """argmin_x ||Ax - y||^2 / (2 sigma^2) + (rho / 2) ||x - z||^2; ``start``: where an
+        iterative solve begins (e.g. the previous solution), for operators with ``warm_start``."""
+        if start is not None and self.op.warm_start:
+            return self.op.data_step(self.y, z, rho, self.sigma_eff, start=start)
         return self.op.data_step(self.y, z, rho, self.sigma_eff)
 
     @property

@@ -47,9 +47,9 @@ class ADMM(Solver):
         monitor.step_param = "solver.sigma_prox (raise solver.rho)"
         rho = self.penalty(problem, prior)
         v = problem.op.init(problem.y)
-        u = torch.zeros_like(v)
+        u, x = torch.zeros_like(v), None
         for k in range(1, self.iterations + 1):
-            x = problem.data_step(v - u, rho)
+            x = problem.data_step(v - u, rho, start=x)
             h = self.alpha * x + (1 - self.alpha) * v
             v = prior.prox(h + u, prior.weight / rho)
             u = u + h - v

@@ -33,7 +33,7 @@ class FixedPoint(Solver):
         monitor.start(self.objective(problem, prior, x))
         rho = prior.weight / self.step
         for k in range(1, self.iterations + 1):
-            x = problem.data_step(x - self.step * prior.grad(x, k), rho)
+            x = problem.data_step(x - self.step * prior.grad(x, k), rho, start=x)
             monitor(k, x, self.objective(problem, prior, x))
             if monitor.should_stop:
                 break

@@ -55,9 +55,9 @@ class HQS(Solver):
     def solve(self, problem, prior, monitor) -> torch.Tensor:
         monitor.step_param = "solver.sigma_start"
         lam = float(self.lam) if self.lam is not None else prior.weight
-        z = problem.op.init(problem.y)
+        z, x = problem.op.init(problem.y), None
         for k, sigma in enumerate(self.schedule(problem), start=1):
-            x = problem.data_step(z, lam / sigma**2)
+            x = problem.data_step(z, lam / sigma**2, start=x)
             z = prior.prox(x, sigma**2)
             monitor(k, z, self.objective(problem, prior, z))
             if monitor.should_stop:

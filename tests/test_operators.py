@@ -108,6 +108,20 @@ def test_shapes_dtype_and_batch(case):
     assert torch.allclose(op.data_step(y, z, 1.0, 0.1)[1:], op.data_step(single, z[1:], 1.0, 0.1), atol=1e-8)
 
 
+@pytest.mark.parametrize("name, params", [c for c in CASES if OPERATORS.get(c[0]).warm_start])
+def test_warm_started_data_step_is_the_same_solution(name, params):
+    """An operator with ``warm_start`` reaches the same minimiser from any start (solvers pass
+    their previous solution); from the solution itself it stays there."""
+    op = build(name, **params).double()
+    x = rand(2, *SHAPE)
+    y = op.A(x)
+    z = rand(*x.shape, seed=4)
+    cold = op.data_step(y, z, 1.0, 0.1)
+    for start in (rand(*x.shape, seed=6), cold):
+        warm = op.data_step(y, z, 1.0, 0.1, start=start)
+        assert float((warm - cold).norm() / cold.norm()) < 1e-8
+
+
 def test_data_step_when_z_already_fits(case):
     """z = x with y = A x: x is the minimizer (CG starts at its solution; b = 0 is the same case)."""
     op, x, y = case
