@@ -74,19 +74,12 @@ def fingerprint(cfg) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-_DIGESTS: dict = {}
-
-
 def file_digest(path: Path) -> str | None:
-    """sha256 of a file's bytes (None if it cannot be read), memoised per (path, size, mtime)."""
+    """sha256 of a file's bytes; None if it cannot be read (loading it reports that later)."""
     try:
-        st = path.stat()
+        return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return _DIGESTS[key]
 
 
 def apply_threads(cfg) -> None:

@@ -240,7 +240,7 @@ def load_denoiser(weights=None, arch: str | None = None, device="cpu", precision
         if not SHIPPED_GRAY_WEIGHTS.exists():
             return colour
         return ByChannels(colour, load_denoiser(SHIPPED_GRAY_WEIGHTS, arch, device, precision))
-    path = SHIPPED_WEIGHTS if weights == COLOUR_ONLY else Path(weights)
+    (path,) = weights_files(weights)
     if precision not in PRECISIONS:
         raise PnPError(f"precision={precision!r} must be one of {PRECISIONS}")
     sd = read_state_dict(path)
