@@ -7,8 +7,9 @@ papers' evaluation protocol (border crop, RGB or Y channel). ``run_suite`` resto
 is a suite of one problem, into ``outdir/<image>/``), then writes ``outdir/metrics.json``.
 
 Scale: images of the same size are solved together in batches of ``batch_size`` where the
-prior and solver allow it (``batchable`` class attribute, default true); the rest stream one by
-one. Only the current batch is in memory, so a folder of hundreds of images is fine.
+prior and solver allow it (``batchable`` class attribute, default true), and of at most
+``batch_pixels`` pixels (on CPU, by default, 128 x 128: larger batches run slower per pixel
+there); the rest stream one by one. Only the current batch is in memory, so a folder of hundreds of images is fine.
 
 Resume: each (problem, image) folder gets its ``metrics.json`` last, tagged with the job's
 ``fingerprint``; a re-run with the same configuration keeps finished pairs and solves the rest.
@@ -36,7 +37,7 @@ from pnp.problem import Problem, make_problem, observation_hash
 from pnp.runner import _means, build_triple, quality, resolve_device, save_outputs, solve_problem
 
 # Keys that change speed or logging, not results: left out of the fingerprint.
-VOLATILE_KEYS = ("progress", "threads", "sweep", "batch_size")
+VOLATILE_KEYS = ("progress", "threads", "sweep", "batch_size", "batch_pixels")
 KERNEL_SUFFIXES = (".npy", ".mat", ".png")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
@@ -230,14 +231,36 @@ def _header_shape(path: Path) -> tuple:
         return (0, 0, 0)
 
 
-def chunks(images: list[Path], batch_size: int) -> list[list[tuple[int, Path]]]:
-    """(index, path) lists of at most ``batch_size`` images of one size, in folder order."""
+# On CPU a conv net's time per pixel is lowest for batches of about 128 x 128 pixels and grows
+# beyond them (caches): DnCNN-17 forward, bf16, one thread, Intel/AMX: 27 ms per 256^2 pixels for
+# 4 x 64^2 or 1 x 128^2, 36 for 1 x 256^2, 48 for 4 x 256^2, 52 for 1 x 512^2 (docs/benchmarks.md).
+CPU_BATCH_PIXELS = 128 * 128
+
+
+def batch_pixels(cfg, device: torch.device) -> int | None:
+    """``batch_pixels`` of the config: "auto" = 128^2 on CPU and no limit on CUDA; null = no limit."""
+    value = cfg.get("batch_pixels", "auto")
+    if value == "auto":
+        return CPU_BATCH_PIXELS if device.type == "cpu" else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PnPError(f"batch_pixels must be a positive integer, auto or null, got {value!r}")
+    return value
+
+
+def chunks(images: list[Path], batch_size: int, max_pixels: int | None = None) -> list[list[tuple[int, Path]]]:
+    """(index, path) lists of images of one size, in folder order: at most ``batch_size`` images
+    and, where more than one, at most ``max_pixels`` pixels (H x W x images) together."""
     groups: dict[tuple, list[tuple[int, Path]]] = {}
     for i, path in enumerate(images):
         groups.setdefault(_header_shape(path) if batch_size > 1 else (i,), []).append((i, path))
     out = []
-    for members in groups.values():
-        out += [members[k:k + batch_size] for k in range(0, len(members), batch_size)]
+    for shape, members in groups.items():
+        n = batch_size
+        if max_pixels and len(shape) == 3 and shape[1] * shape[2] > 0:
+            n = max(1, min(n, max_pixels // (shape[1] * shape[2])))
+        out += [members[k:k + n] for k in range(0, len(members), n)]
     return sorted(out, key=lambda c: c[0][0])
 
 
@@ -307,11 +330,12 @@ def run_suite(cfg, outdir: str | Path, progress: bool = True) -> dict:
     tasks = suite_tasks(cfg) if suite else [plain_task(cfg)]
     images = suite_images(cfg)
     batch = int(cfg.get("batch_size") or 1) if batchable(prior, solver, tasks) else 1
+    max_pixels = batch_pixels(cfg, device)
     fp, stems = fingerprint(cfg), folder_names(images)
     entries: dict[tuple[int, int], dict] = {}
     for t, task in enumerate(tasks):
         base = outdir / task.id if task.id else outdir
-        for chunk in chunks(images, batch):
+        for chunk in chunks(images, batch, max_pixels):
             todo = []
             for i, path in chunk:
                 done = _done_entry(base / stems[i], fp, task.id, path)

@@ -4,12 +4,12 @@ import shutil
 
 import pytest
 import torch
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
 from conftest import SHARED, smooth_image
 from pnp.api import compose_config
-from pnp.benchmark import chunks, fingerprint, run_suite, suite_tasks
+from pnp.benchmark import batch_pixels, chunks, fingerprint, run_suite, suite_tasks
 from pnp.errors import PnPError
 from pnp.io import load_image
 from pnp.problem import make_problem, observation_hash
@@ -78,6 +78,20 @@ def test_chunks_group_same_size_images_in_order(images):
     many = paths * 5  # 10 of 24x24 and 5 of 20x20, batches of at most 4
     sizes = [len(c) for c in chunks(many, 4)]
     assert sum(sizes) == 15 and max(sizes) == 4
+    capped = chunks(many, 4, max_pixels=2 * 24 * 24)  # room for two of either size
+    assert sorted(i for c in capped for i, _ in c) == list(range(15)) and max(len(c) for c in capped) == 2
+    assert all(len(c) == 1 for c in chunks(many, 4, max_pixels=1))  # a large image still runs, alone
+
+
+def test_batch_pixels_is_a_cpu_limit_by_default():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert batch_pixels(OmegaConf.create({"batch_pixels": "auto"}), cpu) == 128 * 128
+    assert batch_pixels(OmegaConf.create({"batch_pixels": "auto"}), cuda) is None
+    assert batch_pixels(OmegaConf.create({"batch_pixels": None}), cpu) is None
+    assert batch_pixels(OmegaConf.create({"batch_pixels": 5000}), cpu) == 5000
+    for bad in (0, -3, "many", 2.5):
+        with pytest.raises(PnPError, match="batch_pixels must be a positive integer"):
+            batch_pixels(OmegaConf.create({"batch_pixels": bad}), cpu)
 
 
 def test_suite_runs_batched_and_resumes(tmp_path, images):
