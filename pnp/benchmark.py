@@ -9,7 +9,8 @@ is a suite of one problem, into ``outdir/<image>/``), then writes ``outdir/metri
 Scale: images of the same size are solved together in batches of ``batch_size`` where the
 prior and solver allow it (``batchable`` class attribute, default true), and of at most
 ``batch_pixels`` pixels (on CPU, by default, 128 x 128: larger batches run slower per pixel
-there); the rest stream one by one. Only the current batch is in memory, so a folder of hundreds of images is fine.
+there); the rest stream one by one. Only the current batch is in memory, so a folder of
+hundreds of images is fine.
 
 Resume: each (problem, image) folder gets its ``metrics.json`` last, tagged with the job's
 ``fingerprint``; a re-run with the same configuration keeps finished pairs and solves the rest.
