@@ -36,9 +36,8 @@ from pnp.metrics import psnr
 from pnp.monitor import Monitor
 from pnp.problem import Problem, make_problem, observation_hash
 from pnp.runner import _means, build_triple, quality, resolve_device, save_outputs, solve_problem
+from pnp.sweep import VOLATILE_KEYS
 
-# Keys that change speed or logging, not results: left out of the fingerprint.
-VOLATILE_KEYS = ("progress", "threads", "sweep", "batch_size", "batch_pixels")
 KERNEL_SUFFIXES = (".npy", ".mat", ".png")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
@@ -238,16 +237,18 @@ def _header_shape(path: Path) -> tuple:
 CPU_BATCH_PIXELS = 128 * 128
 
 
+def _positive_int(value, key: str, also: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PnPError(f"{key} must be a positive integer{also}, got {value!r}")
+    return value
+
+
 def batch_pixels(cfg, device: torch.device) -> int | None:
     """``batch_pixels`` of the config: "auto" = 128^2 on CPU and no limit on CUDA; null = no limit."""
     value = cfg.get("batch_pixels", "auto")
     if value == "auto":
         return CPU_BATCH_PIXELS if device.type == "cpu" else None
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise PnPError(f"batch_pixels must be a positive integer, auto or null, got {value!r}")
-    return value
+    return None if value is None else _positive_int(value, "batch_pixels", ", auto or null")
 
 
 def chunks(images: list[Path], batch_size: int, max_pixels: int | None = None) -> list[list[tuple[int, Path]]]:
@@ -258,9 +259,8 @@ def chunks(images: list[Path], batch_size: int, max_pixels: int | None = None) -
         groups.setdefault(_header_shape(path) if batch_size > 1 else (i,), []).append((i, path))
     out = []
     for shape, members in groups.items():
-        n = batch_size
-        if max_pixels and len(shape) == 3 and shape[1] * shape[2] > 0:
-            n = max(1, min(n, max_pixels // (shape[1] * shape[2])))
+        pixels = shape[-2] * shape[-1] if len(shape) == 3 else 0  # 0: unread (batch_size 1, unreadable file)
+        n = min(batch_size, max(1, max_pixels // pixels)) if max_pixels and pixels else batch_size
         out += [members[k:k + n] for k in range(0, len(members), n)]
     return sorted(out, key=lambda c: c[0][0])
 
@@ -330,13 +330,13 @@ def run_suite(cfg, outdir: str | Path, progress: bool = True) -> dict:
     prior, solver = build_triple(cfg)  # an incompatible triple fails here, before any work
     tasks = suite_tasks(cfg) if suite else [plain_task(cfg)]
     images = suite_images(cfg)
-    batch = int(cfg.get("batch_size") or 1) if batchable(prior, solver, tasks) else 1
-    max_pixels = batch_pixels(cfg, device)
+    batch = _positive_int(cfg.get("batch_size") or 1, "batch_size") if batchable(prior, solver, tasks) else 1
+    batches = chunks(images, batch, batch_pixels(cfg, device))  # the same for every task
     fp, stems = fingerprint(cfg), folder_names(images)
     entries: dict[tuple[int, int], dict] = {}
     for t, task in enumerate(tasks):
         base = outdir / task.id if task.id else outdir
-        for chunk in chunks(images, batch, max_pixels):
+        for chunk in batches:
             todo = []
             for i, path in chunk:
                 done = _done_entry(base / stems[i], fp, task.id, path)

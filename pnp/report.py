@@ -29,10 +29,10 @@ from pathlib import Path
 
 from pnp.errors import PnPError
 from pnp.io import atomic_write, save_csv
-from pnp.sweep import read_json
+from pnp.sweep import VOLATILE_KEYS, read_json
 
 # Overrides that change neither the method nor the problem (averaged over, or speed only).
-IGNORED = {"image", "threads", "progress", "device", "sweep", "batch_size", "batch_pixels", "benchmark.images", "benchmark.kernels"}
+IGNORED = {*VOLATILE_KEYS, "image", "device", "benchmark.images", "benchmark.kernels"}
 PROBLEM_KEYS = ("op", "noise", "benchmark", "seed", "metrics")  # and their dotted sub-keys
 METRICS = ("psnr", "ssim")
 

@@ -28,6 +28,10 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+# Config keys that change speed or logging, never results: left out of a job's fingerprint
+# (pnp.benchmark) and of a method's name in the report (pnp.report).
+VOLATILE_KEYS = ("progress", "threads", "sweep", "batch_size", "batch_pixels")
+
 from pnp.errors import PnPError
 from pnp.io import save_json
 

@@ -168,3 +168,9 @@ def test_fingerprint_follows_the_weights_bytes_not_their_name(tmp_path):
     weights.write_bytes(b"first")
     assert fingerprint(cfg) == before
     assert fingerprint(compose_config(op="blur", prior="red")) != before  # the shipped colour model
+
+
+def test_a_non_positive_batch_size_is_refused_not_an_empty_run(tmp_path, images):
+    cfg = suite("denoise", "denoise", **{"benchmark.images": str(images), "batch_size": -3})
+    with pytest.raises(PnPError, match="batch_size must be a positive integer, got -3"):
+        run_suite(cfg, tmp_path / "job", progress=False)
