@@ -15,8 +15,10 @@ BOUNDARIES = ("valid", "circular")
 class Blur(Operator):
     """y = k * x, the same kernel on every channel (true convolution, MATLAB orientation).
 
-    - ``boundary='valid'`` (the DAEP/DMSP papers' choice, MATLAB ``conv2(x, k, 'valid')``):
-      y is (H - kh + 1) x (W - kw + 1), no boundary assumption. A^T y = k~ *_full y, the full
+    - ``boundary='valid'`` (the DAEP/DMSP papers' choice), MATLAB ``conv2(x, k, 'valid')``:
+      y is (H - kh + 1) x (W - kw + 1), no boundary assumption. (The authors' demos blur by
+      ``convn(x, rot90(k, 2), 'valid')``, a correlation with k: the same as this operator with
+      the kernel rotated by 180 degrees.) A^T y = k~ *_full y, the full
       correlation (``conv2(y, rot90(k, 2), 'full')``). Computed by FFTs of the image size:
       the valid part of a circular convolution never wraps, so A = P C with C the circular
       convolution by k (kernel at the origin) and P the crop of the first kh - 1 rows and
@@ -62,12 +64,16 @@ class Blur(Operator):
 
     def spectrum(self, size, like: torch.Tensor) -> torch.Tensor:
         """rfft2 of the kernel zero-padded to ``size`` with its first tap at the origin, in the
-        dtype and device of ``like``; cached until the kernel or the size changes."""
+        dtype and device of ``like``; cached until the kernel or the size changes.
+
+        The cache holds the filter tensor itself (compared by identity and version counter), not
+        its address: a replaced filter's memory can be reused by the next one, so an address
+        alone could match a kernel the spectrum was not computed from."""
         f = self.physics.filter
-        key = (f.data_ptr(), f._version, tuple(size), like.dtype, like.device)
-        if getattr(self, "_spectrum_key", None) != key:
+        key = (f._version, tuple(size), like.dtype, like.device)
+        if getattr(self, "_spectrum_filter", None) is not f or self._spectrum_key != key:
             self._spectrum = torch.fft.rfft2(f[0, 0].to(like), s=tuple(size))
-            self._spectrum_key = key
+            self._spectrum_filter, self._spectrum_key = f, key
         return self._spectrum
 
     def A(self, x):

@@ -25,7 +25,8 @@ floor(k/2) pixels (DAEPDeblur.m; ``mask_border``). Noise-free super-resolution
 magnitude matches U's. For ``op=sr kernel=bicubic`` at an integer scale the two coincide:
 MATLAB's bicubic upsampling matrix is exactly s^2 times the transpose of its antialiased
 downsampling matrix (checked: U r - s^2 K^T r = 0 on Set5), so both give the same iterates;
-they differ for the kernel-based SR operators.
+they differ for the kernel-based SR operators. With noise, SR uses g_d = K^T(Kx - y) like any
+other operator, the gradient of the energy that w balances.
 
 **Noise-adaptive gamma** (``gamma: auto``, ours): gamma = min(27.5, 19 / sqrt(sigma_n)), sigma_n in
 0-255 units (11.9 / 6.9 / 5.3 at noise 2.55 / 7.65 / 12.75; noise-free SR uses w = 1 / sqrt(t),
@@ -110,13 +111,13 @@ class DAEP(LearnedPrior):
             raise PnPError(f"prior.sr_data_grad must be one of {', '.join(SR_DATA_GRADS)}, got {sr_data_grad!r}")
         super().__init__(weight=self.gamma / self.s2, denoiser=denoiser)
         self.schedule, self.sr_data_grad, self.mask_border = schedule, sr_data_grad, bool(mask_border)
-        self.problem, self._ab, self.inv_sqrt, self.is_sr, self.mask = None, None, False, False, None
+        self.problem, self._ab, self.inv_sqrt, self.sr_data_term, self.mask = None, None, False, False, None
 
     def setup(self, problem) -> None:
         super().setup(problem)
         self.problem, self._ab = problem, None
         self.inv_sqrt = self.schedule == "inv_sqrt" or (self.schedule == "auto" and problem.sigma == 0)
-        self.is_sr = hasattr(problem.op, "scale")
+        self.sr_data_term = hasattr(problem.op, "scale") and problem.sigma == 0  # DAEPSR.m: noise-free
         if self.sigma_is_auto:
             noise_free_sr = self.inv_sqrt and operator_name(problem.op) == "sr"
             sigma = noise_free_sr_sigma(problem.op.scale) if noise_free_sr else auto_sigma(problem.sigma)
@@ -172,7 +173,7 @@ class DAEP(LearnedPrior):
         g = r - jtr
         if self.mask is not None:
             g = g * self.mask
-        if self.is_sr and self._ab is not None and self._ab[1] > 0:
+        if self.sr_data_term and self._ab is not None and self._ab[1] > 0:
             g = g + self._sr_correction(x)
         return g
 

@@ -20,8 +20,10 @@ re-estimated every iteration by minimising the Bayes risk over the noise precisi
 
     lambda = N / (||K x - y||^2 + N c sigma^2 ||k||^2),      N = number of observed values,
 
-||k||^2 = sum of the squared kernel taps (blur); for another operator, tr(K K^T) / N (one
-seeded Hutchinson probe). ``outputs["sigma_estimate"]`` = 255 / sqrt(lambda) at the end.
+N counted through the operator's ``restrict`` (a mask's kept values: inpainting and
+demosaicing return a full-size y with zeros where nothing was observed); ||k||^2 = sum of the
+squared kernel taps (blur); for another operator, tr(K K^T) / N (one seeded Hutchinson probe).
+``outputs["sigma_estimate"]`` = 255 / sqrt(lambda) at the end.
 c = ``noise_blind_factor``: 1 (the default) is the expectation over the smoothing,
 E_eta ||K(x + eta) - y||^2 = ||Kx - y||^2 + N sigma^2 ||k||^2; the authors' code has 2
 (DMSPDeblur.m and DMSP-tensorflow; ``prior.noise_blind_factor=2``), which counts the smoothing
@@ -134,7 +136,7 @@ class DMSP(LearnedPrior):
     def setup(self, problem) -> None:
         super().setup(problem)
         op = self._op = problem.op
-        self.n_obs = problem.y[0].numel()
+        self.n_obs = int(op.restrict(torch.ones_like(problem.y[:1])).count_nonzero())
         self.lam, self.k_true, self._v = None, None, None
         if self.sigma_is_auto:
             self.sigma = auto_sigma(estimate_sigma(problem.y) if self.noise_blind else problem.sigma)
@@ -159,10 +161,11 @@ class DMSP(LearnedPrior):
         return k
 
     def estimated_kernel(self, problem, initial: torch.Tensor) -> torch.Tensor:
-        """L0 coarse-to-fine estimate from ``initial`` on the gray observation denoised by D at
-        its noise level (the true one, or the wavelet estimate when noise-blind)."""
+        """L0 coarse-to-fine estimate from ``initial`` on the gray observation (the channel mean)
+        denoised by D at its noise level: the true one, or the wavelet estimate when noise-blind,
+        over sqrt(C) for C colour channels (the mean of C independent noises)."""
         y = problem.y[:1].mean(1, keepdim=True)
-        noise = estimate_sigma(problem.y) if self.noise_blind else problem.sigma
+        noise = (estimate_sigma(problem.y) if self.noise_blind else problem.sigma) / math.sqrt(problem.y.shape[1])
         with torch.no_grad():
             clean = self.net(y, noise) if noise > 0 else y
         return estimate_kernel(clean[0, 0], initial)
@@ -177,7 +180,7 @@ class DMSP(LearnedPrior):
             return float(problem.op.kernel.pow(2).sum())
         g = torch.Generator().manual_seed(int(problem.seed) * 1_000_003 + 8)
         z = torch.randn(problem.y[:1].shape, generator=g).to(problem.y)
-        return float(problem.op.A_adjoint(z).pow(2).sum()) / z.numel()
+        return float(problem.op.A_adjoint(z).pow(2).sum()) / self.n_obs
 
     def balance(self, x, problem, step):
         """(w, 1 - w), w = lambda / (lambda + sigma^-2); lambda = sigma_d^-2 or its noise-blind estimate."""

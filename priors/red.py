@@ -17,6 +17,10 @@ Solvers (each one network call per iteration):
   denoiser pass from the previous v, ``inner_iterations``: this is ``prox`` with
   tau = lambda / beta), u <- u + x^ - v; beta = 1e-3, alpha = 2 (deblurring), 200 iterations.
 
+Two details differ from the released code: ``fixed_point`` and ``admm`` do not clip x to
+[0, 255] after the data step (RunFP.m and RunADMM.m do; ``gd`` clips, as RunSD.m), and ADMM's
+first v-step denoises x^ + u rather than the starting v (RunADMM.m sets v = x first).
+
 The authors' deblurring settings (GetGaussianDeblur*Params.m, 0-255 scale, for noise sqrt(2)):
 lambda = 0.01, sigma_e = 4.1, beta = 1e-3. On [0, 1] images E keeps its value when sigma and
 sigma_e are divided by 255 and lambda and beta are multiplied by 255^2: ``weight=650.25

@@ -403,3 +403,17 @@ def test_valid_blur_fft_matches_direct_convolution_after_kernel_update():
         assert torch.allclose(op.A(x), op.physics.A(x), atol=1e-12)
         assert torch.allclose(op.A_adjoint(y), op.physics.A_adjoint(y), atol=1e-12)
         op.physics.update_parameters(filter=torch.rand(1, 1, 7, 7, dtype=torch.float64))
+
+
+def test_cached_kernel_spectrum_never_outlives_its_kernel():
+    """Kernel-blind DMSP swaps the filter tensor many times per step (deepinv's
+    ``A(x, filter=k)`` sets it), so a replaced filter's memory is reused by a later one: a
+    cache keyed by the tensor's address served the old kernel's spectrum (12 of 20 rounds
+    here before the fix; kernel-blind runs then used a stale kernel in some iterations)."""
+    op = build("blur", shape=(1, 30, 33), kernel="gaussian", kernel_size=7)
+    x = rand(1, 1, 30, 33).float()
+    for _ in range(20):
+        op.A(x)  # caches the current kernel's spectrum
+        op.physics.update_parameters(filter=torch.rand(1, 1, 7, 7))  # a passing kernel frees it
+        op.physics.update_parameters(filter=torch.rand(1, 1, 7, 7))  # likely in the freed memory
+        assert torch.allclose(op.A(x), op.physics.A(x), atol=1e-6)

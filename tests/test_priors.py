@@ -198,6 +198,21 @@ def test_noise_blind_lambda_matches_its_formula():
     assert prior.lam == pytest.approx(lam1, rel=1e-6) and lam1 > lam
 
 
+@pytest.mark.parametrize("op, observed", [({"name": "inpaint", "missing": 0.5}, 0.5), ({"name": "demosaic"}, 1 / 3)])
+def test_noise_blind_counts_only_the_observed_values(op, observed):
+    """Masks return a full-size y with zeros where nothing was observed: N counts the kept
+    values, so at the true image the estimate is sqrt(sigma_d^2 + c sigma^2 tr(KK^T) / N) with
+    tr(KK^T) / N = 1 (counting every value of y made it about sqrt(observed) times too small)."""
+    problem = make_problem(crop(64), op, {"name": "gaussian", "sigma": 7.65}, seed=0)
+    prior = PRIORS.build("dmsp", sigma=11, noise_blind=True).set_network(SmoothingDenoiser())
+    prior.setup(problem)
+    assert prior.n_obs == pytest.approx(problem.y[0].numel() * observed, rel=0.05)
+    assert prior.kk == pytest.approx(1.0, rel=0.1)
+    prior.balance(problem.x_true, problem, 1)
+    expected = math.sqrt((7.65 / 255) ** 2 + (11 / 255) ** 2) * 255
+    assert prior.outputs["sigma_estimate"] == pytest.approx(expected, rel=0.05)
+
+
 def test_red_solvers_reach_the_same_fixed_point():
     """With a symmetric linear D, RED's E is a strictly convex quadratic: gd, fixed_point and
     admm converge to its minimiser (computed here by conjugate gradients)."""
@@ -363,6 +378,12 @@ def test_daep_sr_schedule_and_data_gradient():
     direction = a * problem.data_grad(z) + b * prior.grad(z, 4, eta=eta)
     r = problem.op.A(z) - problem.y
     torch.testing.assert_close(direction, a * problem.op.baseline(r) + b * g_p)
+    # with noise the data gradient is the energy's, K^T(Kx - y): no upsampled residual
+    noisy = make_problem(x, {"name": "sr", "scale": 2}, {"name": "gaussian", "sigma": 7.65}, seed=0)
+    prior = PRIORS.build("daep", sigma=30, denoiser=FIXED_GRID).set_network(TinyNet())
+    prior.setup(noisy)
+    assert prior.balance(z, noisy, 4)[1] > 0  # the prior takes part
+    torch.testing.assert_close(prior.grad(z, 4, eta=eta), g_p)
 
 
 def test_dmsp_kernel_blind_keeps_a_normalised_kernel_and_reports_it():
@@ -382,6 +403,22 @@ def test_dmsp_kernel_blind_keeps_a_normalised_kernel_and_reports_it():
     assert out["kernel"].shape == (1, 1, 9, 9) and float(out["kernel"].max()) == pytest.approx(1.0)
     assert out["kernel_error"] < start - 0.05 and gain(x, problem, 4) > 0.5
     assert not prior.batchable
+
+
+def test_kernel_start_denoises_the_channel_mean_at_its_own_noise_level():
+    """The L0 kernel start works on the mean of the C colour channels, whose noise is
+    sigma / sqrt(C): D is called there, not at sigma (which over-smoothed colour images)."""
+    levels = []
+
+    class Recording(SmoothingDenoiser):
+        def forward(self, x, sigma):
+            levels.append((x.shape[1], float(sigma)))
+            return super().forward(x, sigma)
+
+    problem = make_problem(crop(48), {**BLUR, "kernel_size": 9}, {"name": "gaussian", "sigma": 7.65}, seed=0)
+    prior = PRIORS.build("dmsp", kernel_blind=True).set_network(Recording())
+    prior.estimated_kernel(problem, dmsp_gaussian((9, 9), 1.0, problem.op.kernel))
+    assert levels[0] == (1, pytest.approx(7.65 / 255 / math.sqrt(3)))
 
 
 @pytest.mark.parametrize("name, kw, match", [
