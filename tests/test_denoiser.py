@@ -43,6 +43,39 @@ def test_any_size(small, shape):
         assert small(x, 0.1).shape == shape
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 70, 53), (1, 1, 41, 96)])
+def test_tiled_body_is_the_whole_image_result(shape):
+    """CPU tiles with a margin of the body's receptive radius give the one-pass result, and so
+    does the vector-Jacobian product through them; training runs in one pass (BatchNorm)."""
+    torch.manual_seed(0)
+    net = FFDNet(depth=4, width=16, channels=shape[1]).eval()
+    x = torch.rand(shape, requires_grad=True)
+    r = torch.rand(shape)
+    results = []
+    for tile in (None, 8):  # 8 half-resolution pixels: grids of 4 x 3 and 3 x 6 tiles
+        net.tile = tile
+        out = net(x, 0.1)
+        results.append((out, torch.autograd.grad(out, x, r)[0]))
+    torch.testing.assert_close(results[1], results[0], rtol=0, atol=1e-5)
+    calls = []
+    hook = net.body.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[-2:]))
+    net(x, 0.1)
+    assert len(calls) > 1 and all(max(c) <= 1.5 * 8 + 2 * net.depth for c in calls)
+    calls.clear()
+    net.train()(x, 0.1)
+    hook.remove()
+    assert len(calls) == 1
+
+
+def test_tiles_split_sides_into_near_equal_parts():
+    from pnp.models.ffdnet import _split
+
+    assert _split(129, 128) == [(0, 129)]  # a 256 x 256 image under the grid shift stays whole
+    assert _split(257, 128) == [(0, 128), (128, 257)]
+    assert [b - a for a, b in _split(300, 128)] == [150, 150]
+    assert [b - a for a, b in _split(1000, 128)] == [125] * 8
+
+
 def test_gray_in_gray_out(small):
     x = torch.rand(2, 1, 15, 16)
     with torch.no_grad():
