@@ -25,7 +25,9 @@ floor(k/2) pixels (DAEPDeblur.m; ``mask_border``). Noise-free super-resolution
 magnitude matches U's. For ``op=sr kernel=bicubic`` at an integer scale the two coincide:
 MATLAB's bicubic upsampling matrix is exactly s^2 times the transpose of its antialiased
 downsampling matrix (checked: U r - s^2 K^T r = 0 on Set5), so both give the same iterates;
-they differ for the kernel-based SR operators. With noise, SR uses g_d = K^T(Kx - y) like any
+they differ for the kernel-based SR operators, where the authors' choice is slightly better:
+Set5, Gaussian kernel (width 1.6) x4, noise-free, RGB, border 4, bf16: bicubic 28.77 dB,
+adjoint 28.73 (not worse on any image; bicubic upsampling of y 26.02). With noise, SR uses g_d = K^T(Kx - y) like any
 other operator, the gradient of the energy that w balances.
 
 **Noise-adaptive gamma** (``gamma: auto``, ours): gamma = min(27.5, 19 / sqrt(sigma_n)), sigma_n in
