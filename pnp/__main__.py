@@ -57,13 +57,18 @@ def _task(cfg) -> None:
         from pnp.sweep import run_job
 
         return run_job(cfg, outdir)  # the job's mean PSNR: the objective of hydra/sweeper=tune
+    progress = bool(cfg.get("progress", True))
     try:
-        run(cfg, outdir, progress=bool(cfg.get("progress", True)))
+        result = run(cfg, outdir, progress=progress)
     except PnPError as err:
         if _only_hydra_files(outdir):  # leave nothing behind from a run that did no work
             shutil.rmtree(outdir, ignore_errors=True)
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    if progress:  # progress=false: quiet
+        from pnp.runner import report_lines
+
+        print("\n".join(report_lines(result, outdir)), flush=True)
 
 
 def main() -> None:
@@ -71,7 +76,7 @@ def main() -> None:
 
     try:
         check_choices(sys.argv[1:])
-        from pnp.sweep import check_plugins  # issue 6: a launcher/sweeper that is not installed
+        from pnp.sweep import check_plugins  # a launcher/sweeper that is not installed: one line
 
         check_plugins(sys.argv[1:])
     except PnPError as err:

@@ -155,7 +155,7 @@ def run(cfg, outdir: str | Path, progress: bool = True) -> dict:
     One image: outputs directly in ``outdir``; a folder: one sub-folder per image and
     ``metrics.json`` with one entry per image plus the means.
     """
-    # --- benchmark hook (issue 6): threads; suites and image folders, batched and resumable ---
+    # --- benchmarks (pnp/benchmark.py): threads; suites and image folders, batched and resumable ---
     from pnp.benchmark import _border, apply_threads, run_suite, wants_suite
 
     apply_threads(cfg)
@@ -188,3 +188,36 @@ def run(cfg, outdir: str | Path, progress: bool = True) -> dict:
 def _means(entries: list[dict]) -> dict:
     keys = [k for k, v in entries[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     return {k: sum(e[k] for e in entries) / len(entries) for k in keys if all(k in e for e in entries)}
+
+
+def report_lines(result: dict, outdir: str | Path) -> list[str]:
+    """What ``python -m pnp`` prints on stdout when a run ends: one line per restored image
+    (its file, PSNR observed -> restored when the ground truth is known, solver, iterations,
+    seconds) and, for several images, their mean."""
+    outdir = Path(outdir)
+    entries = result.get("images") if isinstance(result.get("images"), list) else [result]
+
+    def line(path: str, e: dict, seconds_label: str = "s") -> str:
+        quality = f"PSNR {e['psnr_observed']:.2f} -> {e['psnr']:.2f} dB  " \
+            if isinstance(e.get("psnr"), (int, float)) and isinstance(e.get("psnr_observed"), (int, float)) else ""
+        solver = f"{e['solver']}  " if e.get("solver") else ""
+        iterations = f"{e['iterations']:.0f} it  " if isinstance(e.get("iterations"), (int, float)) else ""
+        return f"{path}  {quality}{solver}{iterations}{e.get('seconds', 0.0):.1f} {seconds_label}"
+
+    lines = []
+    for e in entries:
+        folder = outdir / e["outdir"] if e.get("outdir") else outdir
+        label = f"  [{e['problem_label']}]" if e.get("problem_label") else ""
+        lines.append(line(_shown(folder / "restored.png"), e) + label)
+    if len(entries) > 1:
+        mean = {**result.get("mean", {}), "solver": entries[0].get("solver")}
+        lines.append(line(f"mean of {len(entries)} images", mean, "s/image") + f"  ({_shown(outdir / 'metrics.json')})")
+    return lines
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when it is below it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
