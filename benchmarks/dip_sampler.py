@@ -1,4 +1,4 @@
-"""Measure Deep Image Prior (prior=dip) and the score sampler (prior=score solver=langevin) (issue 5).
+"""Measure Deep Image Prior (prior=dip) and the score sampler (prior=score solver=langevin).
 
     # DIP, Set5 x4 bicubic SR (the paper: 29.90 dB) and colour denoising at sigma 25 (29.22 dB):
     python benchmarks/dip_sampler.py dip --task sr --crop 128 --iterations 2000 --precision bf16

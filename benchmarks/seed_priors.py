@@ -1,4 +1,4 @@
-"""The tables of issue 4 (learned priors), measured through the command line.
+"""The learned priors' tables of docs/results.md, measured through the command line.
 
     python benchmarks/seed_priors.py sr      # Set5 x2..x5, DAEP's protocol (bicubic, noise-free, RGB, border = scale)
     python benchmarks/seed_priors.py deblur  # Set12 x 8 Levin kernels (valid) x noise 2.55/7.65/12.75, border k//2
@@ -6,8 +6,10 @@
 
 Each (table, prior, setting) is one ``python -m pnp benchmark=<suite> prior=<name> ...`` run
 into ``--out/<table>/<prior>[...]``; its ``metrics.json`` gives the mean PSNR per problem and
-the seconds per image. Finished runs are kept (the suites resume), so a table can be grown
-with more images or kernels later. Subsets: ``--images N`` (the first N images), ``--crop S``
+the seconds per image. Every solved problem is also appended to ``--results`` (default
+``benchmarks/results/<table>.jsonl``), and a run resumes from the rows of its configuration
+there, so a table can be grown with more images or kernels later; then
+``python benchmarks/make_results.py`` rewrites docs/results.md and the README's table. Subsets: ``--images N`` (the first N images), ``--crop S``
 (centre S x S crops, written to ``--out/data``), ``--kernels 1,4``, ``--sigmas``, ``--scales``,
 ``--iterations K`` (overrides every solver's iteration count), ``--priors``. Any other
 ``key=value`` argument is passed to every run (e.g. ``prior.denoiser.precision=bf16``).
@@ -28,6 +30,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PNP_SHARED", REPO.parent / "shared")) / "data"
+RESULTS = REPO / "benchmarks" / "results"
 DAEP_PAPER = {2: 35.23, 3: 31.44, 4: 29.01, 5: 27.19}
 DAEP_PAPER_BICUBIC = {2: 31.80, 3: 28.67, 4: 26.73, 5: 25.32}
 PRIORS = ("tv", "daep", "dmsp", "red", "denoiser")
@@ -63,12 +66,12 @@ def kernel_subset(out: Path, indices: list[int]) -> Path:
     return out
 
 
-def cli(outdir: Path, args: list[str], extra: list[str], threads: int) -> dict:
-    """Run one suite through ``python -m pnp``; return its metrics.json."""
+def cli(outdir: Path, args: list[str], extra: list[str], threads: int, results: Path | None = None) -> dict:
+    """Run one suite through ``python -m pnp`` (resuming from and appending to ``results``); return its metrics.json."""
     if "prior=tv" in args:  # the classical baseline has no denoiser
         extra = [e for e in extra if not e.startswith("prior.denoiser.")]
     cmd = [sys.executable, "-m", "pnp", *args, *extra, f"threads={threads}", "progress=false",
-           f"hydra.run.dir={outdir}"]
+           f"hydra.run.dir={outdir}"] + ([f"results={results}"] if results else [])
     print("$ " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "OMP_NUM_THREADS": str(threads)})
@@ -91,7 +94,7 @@ def table_sr(a, extra) -> None:
                     "benchmark.metrics.channel=rgb", f"prior={prior}"]
             if a.iterations:
                 args += [f"solver.iterations={a.iterations}"]
-            m = cli(a.out / "sr" / f"{prior}_x{s}", args, extra, a.threads)
+            m = cli(a.out / "sr" / f"{prior}_x{s}", args, extra, a.threads, a.results or RESULTS / "sr.jsonl")
             mean = m.get("mean", {})
             rows.setdefault(prior, {})[s] = (mean.get("psnr"), mean.get("psnr_observed"), mean.get("seconds"))
     print(f"\n### Super-resolution, Set5 ({a.images or 5} images{f', {a.crop}px crops' if a.crop else ''}), "
@@ -122,7 +125,7 @@ def table_deblur(a, extra) -> None:
                 "benchmark.grid={noise.sigma:%s}" % sigmas, f"prior={prior}"]
         if a.iterations:
             args += [f"solver.iterations={a.iterations}"]
-        m = cli(a.out / "deblur" / prior, args, extra, a.threads)
+        m = cli(a.out / "deblur" / prior, args, extra, a.threads, a.results or RESULTS / "deblur.jsonl")
         per_sigma = {s: [] for s in a.sigmas}
         obs = {s: [] for s in a.sigmas}
         for e in m.get("images", []):
@@ -155,7 +158,7 @@ def table_blind(a, extra) -> None:
                 "benchmark.grid={noise.sigma:[%s]}" % ",".join(map(str, sigmas)), "prior=dmsp", *flags]
         if a.iterations:
             args += [f"solver.iterations={a.iterations}"]
-        m = cli(a.out / "blind" / label.replace(" ", "_"), args, extra, a.threads)
+        m = cli(a.out / "blind" / label.replace(" ", "_"), args, extra, a.threads, a.results or RESULTS / "blind.jsonl")
         entries = m.get("images", [])
         by = lambda key, s: [e[key] for e in entries if round(e["noise_sigma"], 2) == s and key in e]  # noqa: E731
         mean = lambda v: sum(v) / len(v) if v else None  # noqa: E731
@@ -186,7 +189,9 @@ def main() -> None:
     parser.add_argument("--modes", default="", help='blind: only these rows, comma-separated ("true sigma,noise-blind")')
     parser.add_argument("--iterations", type=int, default=None, help="override every solver's iterations")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "seed_priors")
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "seed_priors", help="run folders")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="results file (JSON lines); default benchmarks/results/<table>.jsonl")
     a, extra = parser.parse_known_args()
     a.priors = [p for p in a.priors.split(",") if p]
     a.modes = [m for m in a.modes.split(",") if m]

@@ -14,6 +14,9 @@ hundreds of images is fine.
 
 Resume: each (problem, image) folder gets its ``metrics.json`` last, tagged with the job's
 ``fingerprint``; a re-run with the same configuration keeps finished pairs and solves the rest.
+With ``results=FILE.jsonl`` the suite also resumes from, and appends to, one compact file of
+rows (one per finished (problem, image) pair, with its fingerprint, observation hash and the
+run's overrides), so a results table can be kept without the run folders.
 """
 from __future__ import annotations
 
@@ -66,7 +69,7 @@ def fingerprint(cfg) -> str:
     """A hash of everything in the job's config that can change its results."""
     data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False) if isinstance(cfg, DictConfig) \
         else dict(cfg)
-    for key in VOLATILE_KEYS:
+    for key in (*VOLATILE_KEYS, "results"):  # results: where rows are kept, not what they hold
         data.pop(key, None)
     denoiser = (data.get("prior") or {}).get("denoiser")
     if isinstance(denoiser, dict):  # new weights under the same name must not reuse old results
@@ -320,6 +323,56 @@ def _done_entry(target: Path, fp: str, task_id, image: Path) -> dict | None:
     return entry
 
 
+def read_results(path, fp: str | None = None) -> dict[tuple, dict]:
+    """The rows of a results file (JSON lines) of fingerprint ``fp`` (all if None), keyed by
+    (problem, image); later rows win. A missing file has none; an unreadable line is skipped."""
+    rows: dict[tuple, dict] = {}
+    try:
+        lines = Path(str(path)).read_text().splitlines()
+    except OSError:
+        return rows
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and (fp is None or row.get("fingerprint") == fp):
+            rows[row.get("problem"), row.get("image")] = row
+    return rows
+
+
+ROW_DROP = ("outdir", "problem_label", "baseline")  # derivable, or only meaningful beside a run folder
+
+
+def results_row(entry: dict, fp: str, overrides: list[str]) -> dict:
+    """A compact row of a results file: the entry's metrics (rounded), fingerprint, overrides."""
+    row = {}
+    for key, value in entry.items():
+        if key in ROW_DROP:
+            continue
+        row[key] = round(value, 4) if isinstance(value, float) else value
+    return {**row, "fingerprint": fp, "overrides": " ".join(overrides)}
+
+
+def append_results(path, rows: list[dict]) -> None:
+    path = Path(str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _task_overrides() -> list[str]:
+    """The command line's overrides (speed-only keys left out), when run through Hydra."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task)
+    except (ImportError, ValueError):
+        return []
+    return [o for o in overrides if o.partition("=")[0].lstrip("+~") not in (*VOLATILE_KEYS, "results")]
+
+
 # ----------------------------------------------------------------------------- running
 
 def run_suite(cfg, outdir: str | Path, progress: bool = True) -> dict:
@@ -333,6 +386,8 @@ def run_suite(cfg, outdir: str | Path, progress: bool = True) -> dict:
     batch = _positive_int(cfg.get("batch_size") or 1, "batch_size") if batchable(prior, solver, tasks) else 1
     batches = chunks(images, batch, batch_pixels(cfg, device))  # the same for every task
     fp, stems = fingerprint(cfg), folder_names(images)
+    results_file = cfg.get("results")
+    kept = read_results(results_file, fp) if results_file else {}
     entries: dict[tuple[int, int], dict] = {}
     for t, task in enumerate(tasks):
         base = outdir / task.id if task.id else outdir
@@ -340,6 +395,11 @@ def run_suite(cfg, outdir: str | Path, progress: bool = True) -> dict:
             todo = []
             for i, path in chunk:
                 done = _done_entry(base / stems[i], fp, task.id, path)
+                row = kept.get((task.id, str(path)))
+                if done is None and row is not None:
+                    done = {k: v for k, v in row.items() if k not in ("fingerprint", "overrides")}
+                elif done is not None and results_file and row is None:
+                    append_results(results_file, [results_row(done, fp, _task_overrides())])
                 if done is not None:
                     entries[t, i] = done
                 else:
@@ -352,6 +412,8 @@ def run_suite(cfg, outdir: str | Path, progress: bool = True) -> dict:
                         entry.update(benchmark=suite.get("name"), problem=task.id, problem_label=task.label,
                                      baseline=suite.get("baseline", "observed"))
                     save_json({**entry, "fingerprint": fp}, base / stems[i] / "metrics.json")
+                    if results_file:
+                        append_results(results_file, [results_row(entry, fp, _task_overrides())])
                     entries[t, i] = entry
     ordered = [entries[key] for key in sorted(entries)]
     result = {"images": ordered, "mean": _means(ordered)}
