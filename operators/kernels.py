@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 import numpy as np
 import torch
@@ -109,7 +110,23 @@ def normalized(k, source: str) -> np.ndarray:
     total = k.sum()
     if not total > 0:
         raise PnPError(f"kernel from {source} sums to {total:.3g}; a blur kernel must have a positive sum")
-    return k / total
+    k = k / total
+    _warn_if_signed(k, source)
+    return k
+
+
+_warned: set[str] = set()
+
+
+def _warn_if_signed(k: np.ndarray, source: str) -> None:
+    """One line on stderr (once per kernel) when a kernel has negative entries: accepted, since
+    some deconvolution kernels are signed, but rarely what a blur's point-spread function is."""
+    low = float(k.min())
+    if low < -1e-9 * float(np.abs(k).max()) and str(source) not in _warned:
+        _warned.add(str(source))
+        count = int((k < 0).sum())
+        print(f"warning: kernel from {source} has {count} negative entries (min {low:.3g} after normalising "
+              f"to sum 1); used as given", file=sys.stderr, flush=True)
 
 
 def _read_mat(path: str) -> dict:

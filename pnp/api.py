@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from pnp.errors import PnPError
 from pnp.io import default_image, load_image
 
 
@@ -27,8 +28,18 @@ def compose_config(op: str = "blur", prior: str = "tv", solver: str | None = Non
     check_choices(args)
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="pnp.conf", version_base=None):
-        return compose(config_name="config", overrides=args)
+    try:
+        with initialize_config_module(config_module="pnp.conf", version_base=None):
+            cfg = compose(config_name="config", overrides=args)
+    except Exception:
+        from pnp.validate import check_keys
+
+        check_keys(args)  # a misspelled key: one line with the closest valid key
+        raise
+    from pnp.validate import validate_config
+
+    validate_config(cfg)
+    return cfg
 
 
 def _hydra_value(v) -> str:
@@ -42,7 +53,8 @@ def restore(image: str | Path | torch.Tensor | None = None, op: str = "blur", pr
             progress: bool = False, **overrides) -> tuple[torch.Tensor, dict]:
     """Restore one image; return (restored 1 x C x H x W tensor in [0, 1], metrics dict).
 
-    ``image`` is a path or a tensor (B x C x H x W in [0, 1]; None = the built-in image). By
+    ``image`` is a path or a float tensor (B x C x H x W or C x H x W, values in [0, 1]; None =
+    the built-in image; a uint8, 0-255, H x W x C, empty or NaN tensor is refused). By
     default it is the ground truth, degraded by ``op`` and ``noise`` with ``seed``; with
     ``observed=True`` it is the observation y itself (of the same shape as the image, e.g.
     denoise, inpaint, demosaic, circular blur) and no reference metrics are computed.
@@ -51,10 +63,21 @@ def restore(image: str | Path | torch.Tensor | None = None, op: str = "blur", pr
     from pnp.registry import OPERATORS
     from pnp.runner import _plain, build_triple, quality, resolve_device, solve_problem
 
+    from pnp.validate import check_measurable, check_tensor
+
     cfg = compose_config(op, prior, solver, noise, overrides)
     device = resolve_device(cfg.device)
-    x = image if isinstance(image, torch.Tensor) else load_image(image or default_image())
-    x = x[None] if x.dim() == 3 else x
+    if isinstance(image, torch.Tensor):
+        x = check_tensor(image, observed=observed)
+    elif image is None or isinstance(image, (str, Path)):
+        x = load_image(image or default_image())
+    else:
+        raise PnPError(f"image must be a path or a torch.Tensor, got {type(image).__name__}")
+    if not observed:
+        from pnp.benchmark import _border
+
+        check_measurable({"image": tuple(x.shape[-2:])}, _border(cfg.metrics.border, _plain(cfg.op)),
+                         cfg.metrics.border, cfg.op.name)
     prior_obj, solver_obj = build_triple(cfg)
     if observed:
         op_cfg = _plain(cfg.op)

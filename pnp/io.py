@@ -2,12 +2,19 @@
 
 Every file is written to a temporary name in its own folder, flushed to disk, then renamed
 (``os.replace``), so a reader never sees a half-written file.
+
+A folder of images is checked as a whole before anything is solved: every unreadable file is
+named in one error, or, inside ``skipping_unreadable()`` (``skip_unreadable=true``), left out and
+recorded. Also here: the lock that keeps two processes from writing into one folder at once,
+and the clean-up of a run folder that received no work.
 """
 from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -26,13 +33,67 @@ def default_image() -> Path:
     return Path(str(files("pnp.data") / "astronaut.png"))
 
 
+# Unreadable files left out of folders while skipping is on: {path: reason}; None = refuse them.
+_skipped: dict[str, str] | None = None
+
+
+@contextmanager
+def skipping_unreadable(enabled: bool = True):
+    """Within this block, ``list_images`` leaves unreadable files of a folder out (and records
+    them: ``skipped_images()``) instead of refusing the folder."""
+    global _skipped
+    previous, _skipped = _skipped, ({} if enabled else None)
+    try:
+        yield
+    finally:
+        _skipped = previous
+
+
+def skipped_images() -> dict[str, str]:
+    """{file: reason} of the unreadable files left out so far in ``skipping_unreadable()``."""
+    return dict(_skipped or {})
+
+
+def unreadable_reason(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an image (None: it can), from its header and structure:
+    PIL's ``verify`` (PNG chunk checksums, truncation) and, for JPEG, the end-of-image marker."""
+    try:
+        with Image.open(path) as im:
+            fmt = im.format
+            im.verify()
+        if fmt == "JPEG":
+            with open(path, "rb") as f:
+                f.seek(max(0, path.stat().st_size - 1024))
+                tail = f.read()
+            if b"\xff\xd9" not in tail:  # no end marker: decode to be sure (truncated files fail)
+                with Image.open(path) as im:
+                    im.load()
+    except Exception as err:  # noqa: BLE001 - any failure to parse is "unreadable"
+        text = " ".join(str(err).split())
+        return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return None
+
+
 def list_images(path: str | os.PathLike) -> list[Path]:
-    """The image files of a folder (sorted), or the single file ``path``."""
+    """The image files of a folder (sorted), or the single file ``path``.
+
+    Every file of a folder is checked first; unreadable ones are all named in one PnPError
+    (or left out, inside ``skipping_unreadable()``)."""
     path = Path(path)
     if path.is_dir():
         images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
             raise PnPError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {path}")
+        bad = {p: reason for p in images if (reason := unreadable_reason(p)) is not None}
+        if bad and _skipped is None:
+            listed = "; ".join(f"{p.name} ({reason})" for p, reason in bad.items())
+            raise PnPError(f"{len(bad)} unreadable image(s) in folder {path}: {listed}; "
+                           f"fix or remove them, or set skip_unreadable=true to leave them out")
+        if bad:
+            _skipped.update({str(p): reason for p, reason in bad.items()})
+            images = [p for p in images if p not in bad]
+            if not images:
+                raise PnPError(f"every image in folder {path} is unreadable; nothing to restore")
         return images
     if not path.exists():
         raise PnPError(f"image not found: {path}")
@@ -120,3 +181,82 @@ def save_csv(rows: list[dict], path: str | os.PathLike) -> None:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+
+
+# ----------------------------------------------------------------------------- folders
+
+class FolderInUse(PnPError):
+    """Another live process holds the folder's lock."""
+
+
+def _holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text())
+        return f"pid {info['pid']} on {info['host']} (since {info['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike, what: str = "folder", name: str = ".lock"):
+    """Hold an exclusive lock on ``folder`` (the file ``folder/<name>``) for the block.
+
+    A second process asking for it gets ``FolderInUse``, a one-line PnPError naming the holder
+    (pid, host, start time). The lock is an ``flock`` on that file, which the system releases
+    when its holder dies: a lock left by a killed process is taken over, not refused. The file
+    is removed on release."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FolderInUse(f"{what} {folder} is in use by {_holder(path)}; wait for it to finish, "
+                              f"or write elsewhere") from None
+        try:  # the file may have been released and removed between open and flock: lock the current one
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        os.ftruncate(fd, 0)
+        os.write(fd, (json.dumps(info) + "\n").encode())
+        yield path
+    finally:
+        try:
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
+NO_WORK = (".hydra", ".lock")  # what a run folder holds before the run writes anything
+
+
+def holds_results(folder: str | os.PathLike) -> bool:
+    """Whether a run folder holds anything but Hydra's own files (``.hydra/``, logs) and a lock."""
+    folder = Path(folder)
+    return folder.is_dir() and any(p.name not in NO_WORK and p.suffix != ".log" for p in folder.iterdir())
+
+
+def discard_run_dir(folder: str | os.PathLike, created: tuple[Path, ...] = ()) -> bool:
+    """Remove a run folder that received no work (``holds_results`` false), then those of the
+    folders ``created`` (by this run, e.g. ``outputs/<date>``) that are left empty. True if removed."""
+    import shutil
+
+    folder = Path(folder)
+    if not folder.is_dir() or holds_results(folder):
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in sorted(created, key=lambda p: len(p.parts), reverse=True):
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            pass
+    return True

@@ -6,18 +6,32 @@ observation whatever prior, solver or device runs on it.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from pnp.errors import PnPError
+
+
+def _number(value, key: str, rule: str) -> float:
+    """``value`` as a finite float, else a PnPError naming ``key`` and what it must be."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise PnPError(f"{key} must be a finite number {rule}, got {value!r}")
+    return number
 
 
 class GaussianNoise:
     """y = z + (sigma / 255) n, n ~ N(0, I)."""
 
     def __init__(self, sigma: float = 0.0):
-        if sigma is None or float(sigma) < 0:
+        sigma = _number(sigma, "noise.sigma", ">= 0 (0-255 units)")
+        if sigma < 0:
             raise PnPError(f"noise.sigma must be >= 0 (0-255 units), got {sigma}")
-        self.sigma255 = float(sigma)
+        self.sigma255 = sigma
         self.sigma = self.sigma255 / 255.0  # on the [0, 1] scale
 
     def __call__(self, z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -27,6 +41,9 @@ class GaussianNoise:
         return (z.double() + self.sigma * n).to(z.dtype)
 
 
+MAX_GAIN = 1e12
+
+
 class PoissonNoise:
     """y = Poisson(gain z) / gain: photon counting with ``gain`` photons at intensity 1.
 
@@ -34,9 +51,11 @@ class PoissonNoise:
     """
 
     def __init__(self, gain: float = 100.0):
-        if gain is None or float(gain) <= 0:
-            raise PnPError(f"noise.gain must be > 0, got {gain}")
-        self.gain = float(gain)
+        gain = _number(gain, "noise.gain", f"in (0, {MAX_GAIN:g}] (photons at intensity 1)")
+        if not 0 < gain <= MAX_GAIN:  # beyond it the float64 Poisson draw loses precision; use noise=none
+            raise PnPError(f"noise.gain must be in (0, {MAX_GAIN:g}] (photons at intensity 1; noise=none for "
+                           f"no noise), got {gain:g}")
+        self.gain = gain
         self.sigma = None  # set from the signal when applied
 
     def __call__(self, z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

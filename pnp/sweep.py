@@ -5,6 +5,9 @@
 - it writes ``status.json`` first (``running``, the job's overrides and config fingerprint)
   and last (``done``, ``skipped`` for an incompatible triple, ``failed`` for any error, with
   the reason); a failure is recorded and the sweep goes on;
+- one process at a time writes into a sweep folder (a lock taken when the multirun starts) and
+  into a job folder (a lock around the job): a second writer is refused with one line naming the
+  running process; a lock left by a killed process is taken over;
 - a re-run of the same sweep skips a job whose status is ``done`` with the same fingerprint
   and a readable ``metrics.json``; a job killed half-way resumes its suite where it stopped
   (``pnp.benchmark``); a folder holding another configuration's outputs (the sweep matrix
@@ -30,14 +33,14 @@ from hydra.experimental.callback import Callback
 
 # Config keys that change speed or logging, never results: left out of a job's fingerprint
 # (pnp.benchmark) and of a method's name in the report (pnp.report).
-VOLATILE_KEYS = ("progress", "threads", "sweep", "batch_size", "batch_pixels")
+VOLATILE_KEYS = ("progress", "threads", "sweep", "batch_size", "batch_pixels", "overwrite", "skip_unreadable")
 
 from pnp.errors import PnPError
-from pnp.io import save_json
+from pnp.io import FolderInUse, folder_lock, save_json, skipped_images, skipping_unreadable
 
 log = logging.getLogger("pnp.sweep")
 
-KEEP = (".hydra",)  # written by Hydra for this job before it starts: never moved aside
+KEEP = (".hydra", ".lock")  # Hydra's files for this job and its lock: never moved aside
 
 
 def _job_info() -> tuple[list[str], int | None, object]:
@@ -96,10 +99,40 @@ def _set_aside(outdir: Path) -> None:
     log.info("job %s: outputs of another configuration moved to %s", outdir.name, target)
 
 
+def run_checked(cfg, outdir: Path, progress: bool) -> dict:
+    """``pnp.runner.run`` after the checks that need no solving (``pnp.validate.check_run``);
+    with ``skip_unreadable=true``, the unreadable files of the image folder are left out, listed
+    in ``metrics.json`` (``skipped_images``) and in one warning line."""
+    from pnp.runner import run
+    from pnp.validate import check_run
+
+    with skipping_unreadable(bool(cfg.get("skip_unreadable", False))):
+        check_run(cfg)
+        skipped = skipped_images()
+        if skipped:
+            names = ", ".join(Path(p).name for p in skipped)
+            print(f"warning: {len(skipped)} unreadable image(s) left out (skip_unreadable=true): {names}",
+                  file=sys.stderr, flush=True)
+        result = run(cfg, outdir, progress=progress)
+    if skipped and isinstance(result, dict):
+        result["skipped_images"] = skipped
+        save_json(result, Path(outdir) / "metrics.json")
+    return result
+
+
 def run_job(cfg, outdir: Path) -> float | None:
     """Run one sweep job in ``outdir``; return its mean PSNR (None when skipped or failed)."""
+    outdir = Path(outdir)
+    try:
+        with folder_lock(outdir, "sweep job folder"):
+            return _run_job(cfg, outdir)
+    except FolderInUse as err:  # the same job of the same sweep folder, run elsewhere: not twice
+        print(f"job {outdir.name}: not run here: {err}", file=sys.stderr)
+        return None
+
+
+def _run_job(cfg, outdir: Path) -> float | None:
     from pnp.benchmark import fingerprint
-    from pnp.runner import run
 
     outdir = Path(outdir)
     overrides, num, launcher = _job_info()
@@ -128,7 +161,7 @@ def run_job(cfg, outdir: Path) -> float | None:
     start = time.perf_counter()
     result = None
     try:
-        result = run(cfg, outdir, progress=False)
+        result = run_checked(cfg, outdir, progress=False)
         record.update(status="done")
     except PnPError as err:
         kind = "skipped" if str(err).startswith("incompatible") else "failed"
@@ -145,7 +178,30 @@ def run_job(cfg, outdir: Path) -> float | None:
 
 
 class ReportCallback(Callback):
-    """At the end of a multirun, summarise the sweep folder (``python -m pnp.report``)."""
+    """Lock the sweep folder while a multirun writes into it (a second sweep into the same folder
+    is refused with one line naming the running process); at the end, release it and summarise
+    the sweep folder (``python -m pnp.report``)."""
+
+    def __init__(self) -> None:
+        self._lock = None
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        lock = folder_lock(sweep_dir, "sweep folder")
+        try:
+            lock.__enter__()
+        except FolderInUse as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        self._lock = lock
+        import atexit
+
+        atexit.register(self._release)  # also when the sweep stops on an error or Ctrl-C
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.__exit__(None, None, None)
 
     def on_multirun_end(self, config, **kwargs) -> None:
         from pnp.report import write_report
@@ -156,6 +212,8 @@ class ReportCallback(Callback):
         except PnPError as err:
             print(f"error: {err}", file=sys.stderr)
             code = 2
+        finally:
+            self._release()
         print(f"report: {sweep_dir / 'summary.md'}", file=sys.stderr)
         if code:
             sys.exit(code)
