@@ -63,19 +63,11 @@ def _reuse_message(outdir) -> str:
             f"or choose another folder")
 
 
-def hydra_default_parents(outdir: Path) -> tuple[Path, ...]:
-    """The ``outputs/<date>`` and ``outputs`` folders above a run folder of Hydra's default layout
-    (``outputs/<date>/<time>`` in the current directory): removed with it when left empty."""
-    outputs = Path.cwd().absolute() / "outputs"
-    outdir = Path(outdir).absolute()
-    return (outdir.parent, outputs) if outdir.parent.parent == outputs else ()
-
-
 def _task(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from pnp.io import FolderInUse, discard_run_dir, folder_lock, holds_results
+    from pnp.io import FolderInUse, default_layout_parents, discard_run_dir, folder_lock, holds_results
     from pnp.sweep import run_checked
 
     hydra_cfg = HydraConfig.get()
@@ -94,17 +86,17 @@ def _task(cfg) -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except PnPError as err:
-        discard_run_dir(outdir, hydra_default_parents(outdir))  # leave nothing behind from a run that did no work
+        discard_run_dir(outdir, default_layout_parents(outdir))  # leave nothing behind from a run that did no work
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        if discard_run_dir(outdir, hydra_default_parents(outdir)):
+        if discard_run_dir(outdir, default_layout_parents(outdir)):
             print("interrupted (Ctrl-C); nothing was written", file=sys.stderr)
         else:
             print(f"interrupted (Ctrl-C); what was finished is in {outdir}", file=sys.stderr)
         sys.exit(130)
     except Exception:
-        discard_run_dir(outdir, hydra_default_parents(outdir))
+        discard_run_dir(outdir, default_layout_parents(outdir))
         raise
     if progress:  # progress=false: quiet
         from pnp.runner import report_lines

@@ -260,3 +260,36 @@ def discard_run_dir(folder: str | os.PathLike, created: tuple[Path, ...] = ()) -
         except OSError:
             pass
     return True
+
+
+def default_layout_parents(run_dir: str | os.PathLike) -> tuple[Path, ...]:
+    """``outputs/<date>`` and ``outputs`` above a run folder of Hydra's default layout
+    (``outputs/<date>/<time>`` in the current directory): removed with it when left empty."""
+    outputs = Path.cwd().absolute() / "outputs"
+    run_dir = Path(run_dir).absolute()
+    return (run_dir.parent, outputs) if run_dir.parent.parent == outputs else ()
+
+
+def new_folders(*paths) -> list[Path]:
+    """Those of ``paths`` that do not exist yet (to remove them if a run fails before using them)."""
+    return [Path(str(p)) for p in paths if p not in (None, "", ".") and not Path(str(p)).exists()]
+
+
+def discard_failed_run(new: list[Path] = (), run_dir: str | os.PathLike | None = None) -> None:
+    """After a run failed: remove its Hydra run folder if it holds no work (``.hydra/`` and empty
+    logs only; with the ``outputs/<date>`` above it when left empty), and the folders of ``new``
+    (see ``new_folders``) that the run created but left empty."""
+    if run_dir is None:
+        try:
+            from hydra.core.hydra_config import HydraConfig
+
+            run_dir = HydraConfig.get().runtime.output_dir
+        except Exception:  # noqa: BLE001 - not inside a Hydra run
+            run_dir = None
+    if run_dir is not None:
+        discard_run_dir(run_dir, default_layout_parents(run_dir))
+    for folder in new:
+        try:
+            folder.rmdir()  # only when empty
+        except OSError:
+            pass
