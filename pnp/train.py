@@ -547,12 +547,16 @@ def export(cfg: DictConfig) -> Path:
 
 @hydra.main(config_path="pkg://pnp.conf", config_name="train", version_base=None)
 def main(cfg: DictConfig) -> None:
+    from pnp.io import discard_failed_run, new_folders
+
+    fresh = new_folders(cfg.get("out_dir"))  # removed again if the run fails before using it
     try:
         modes = {"train": train, "eval": evaluate, "export": export}
         if cfg.mode not in modes:
             raise PnPError(f"mode={cfg.mode} must be one of {sorted(modes)}")
         modes[cfg.mode](cfg)
     except PnPError as e:
+        discard_failed_run(fresh)  # no empty out_dir, no run folder with only an empty train.log
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 
