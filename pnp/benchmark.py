@@ -192,10 +192,17 @@ def suite_tasks(cfg) -> list[Task]:
             op=op, noise=noise,
             border=_border(protocol.get("border", cfg.metrics.border), op),
             channel=str(protocol.get("channel", cfg.metrics.channel)),
-            modcrop=int(op.get("scale", 1)) if suite.get("modcrop") else 1,
+            modcrop=_modcrop(suite.get("modcrop"), op),
             crop=int(suite.crop) if suite.get("crop") else None,
         ))
     return tasks
+
+
+def _modcrop(spec, op: dict) -> int:
+    """``benchmark.modcrop``: true = the SR scale, an integer = that multiple (DIP crops to 32), else 1."""
+    if spec is True:
+        return int(op.get("scale", 1))
+    return spec if isinstance(spec, int) and not isinstance(spec, bool) and spec > 1 else 1
 
 
 def plain_task(cfg) -> Task:
@@ -422,8 +429,34 @@ def run_suite(cfg, outdir: str | Path, progress: bool = True) -> dict:
             task.id: {"label": task.label, "border": task.border, "channel": task.channel,
                       **_means([entries[t, i] for i in range(len(images))])}
             for t, task in enumerate(tasks)}}
+    if suite and cfg.get("experiment"):
+        result["table"] = write_experiment_table(cfg.experiment, result, outdir)
     save_json(result, outdir / "metrics.json")
     return result
+
+
+def write_experiment_table(experiment, result: dict, outdir: Path) -> str:
+    """``table.md`` of an experiment (``+experiment=NAME``): our mean PSNR per problem beside the
+    paper's (``experiment.paper``, keyed by problem id, from ``experiment.source``)."""
+    exp = _plain(experiment)
+    paper = {str(k): v for k, v in (exp.get("paper") or {}).items()}
+    lines = [f"# {exp.get('name', 'experiment')}", "", str(exp.get("source", "")).strip(), "",
+             f"Images: {len(result['images']) // max(1, len(result['problems']))} per problem; "
+             f"our numbers: {result['images'][0]['prior']} ({result['images'][0]['solver']}), mean PSNR in dB.", "",
+             "| problem | observed | ours | paper | ours - paper |", "|---|---|---|---|---|"]
+    for pid, p in result["problems"].items():
+        ref = paper.get(pid)
+        ours, observed = p.get("psnr"), p.get("psnr_observed")
+        cells = [p.get("label") or pid, f"{observed:.2f}" if observed is not None else "",
+                 f"{ours:.2f}" if ours is not None else "", "" if ref is None else f"{ref:.2f}",
+                 "" if ref is None or ours is None else f"{ours - ref:+.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if exp.get("note"):
+        lines += ["", str(exp["note"]).strip()]
+    path = outdir / "table.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
 
 
 def prepare(x: torch.Tensor, task: Task) -> torch.Tensor:

@@ -217,6 +217,8 @@ def report_lines(result: dict, outdir: str | Path) -> list[str]:
     if len(entries) > 1:
         mean = {**result.get("mean", {}), "solver": entries[0].get("solver")}
         lines.append(line(f"mean of {len(entries)} images", mean, "s/image") + f"  ({_shown(outdir / 'metrics.json')})")
+    if result.get("table"):  # an experiment: our numbers beside the paper's
+        lines.append(f"table: {_shown(Path(result['table']))}")
     return lines
 
 
