@@ -9,7 +9,10 @@ Writes into SWEEP_DIR:
   PSNR of each column in bold, a seconds-per-image column, the operator's baseline as a row,
   and the skipped, failed and unreadable jobs with their reasons;
 - ``figures/crops_<problem>.png`` (the same crop of ground truth, observation and every
-  method) and ``figures/psnr_<problem>.png`` (PSNR versus iteration, mean over the images).
+  method) and ``figures/psnr_<problem>.png`` (PSNR versus iteration, mean over the images);
+- ``report/index.html``: the interactive page (``pnp.report_html``): the table, sortable, each
+  cell opening that problem's side-by-side view with synchronised zoom, error maps, curves
+  and each method's parameters. Self-contained: open it from disk.
 
 It checks that every method of a column saw the identical observation of each image
 (``observation_sha256``): a mismatch is reported at the top of summary.md and on stderr, and
@@ -18,7 +21,6 @@ the exit code is 1. Exit code 1 too when no job finished; 2 when SWEEP_DIR holds
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import re
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from pnp.errors import PnPError
 from pnp.io import atomic_write, save_csv
+from pnp.report_html import read_curve, write_sweep_page
 from pnp.sweep import VOLATILE_KEYS, read_json
 
 # Overrides that change neither the method nor the problem (averaged over, or speed only).
@@ -45,6 +48,7 @@ class Job:
     overrides: list[str]
     reason: str = ""
     entries: list[dict] = field(default_factory=list)
+    params: dict | None = None  # the run's parameters (metrics.json's top-level ``params``), when recorded
 
 
 # ----------------------------------------------------------------------------- reading
@@ -93,7 +97,9 @@ def load_job(path: Path) -> Job:
                       "re-run the sweep to finish it")
     elif state == "done":
         try:
-            job.entries = _entries(json.loads(metrics_file.read_text()))
+            metrics = json.loads(metrics_file.read_text())
+            job.entries = _entries(metrics)
+            job.params = metrics.get("params") if isinstance(metrics.get("params"), dict) else None
             job.status = "done"
         except (OSError, ValueError, AttributeError, TypeError) as err:
             job.status, job.reason = "unreadable", f"corrupted metrics.json ({type(err).__name__}: {err})"
@@ -168,9 +174,10 @@ def _rows(jobs: list[Job]) -> list[dict]:
         for entry in job.entries:
             rows.append({"job": job.name, "status": job.status, "method": method_label(job, entry, varying),
                          "problem": column_label(job, entry, varying),
-                         **{("problem_id" if k == "problem" else k): v for k, v in entry.items()},
+                         **{("problem_id" if k == "problem" else k): v for k, v in entry.items() if k != "params"},
                          "overrides": " ".join(job.overrides),
-                         "_dir": job.path / str(entry.get("outdir", "."))})
+                         "_dir": job.path / str(entry.get("outdir", ".")),
+                         "_params": entry.get("params") if isinstance(entry.get("params"), dict) else job.params})
     return rows
 
 
@@ -351,14 +358,6 @@ def crop_figure(problem: str, rows: list[dict], path: Path) -> bool:
     return True
 
 
-def _curve(csv_path: Path) -> dict[int, float]:
-    try:
-        with open(csv_path, newline="") as f:
-            return {int(r["iteration"]): float(r["psnr"]) for r in csv.DictReader(f) if r.get("psnr") not in (None, "")}
-    except (OSError, ValueError, KeyError):
-        return {}
-
-
 def convergence_figure(problem: str, rows: list[dict], path: Path) -> bool:
     """PSNR versus iteration per method, the mean over the problem's images."""
     import matplotlib.pyplot as plt
@@ -368,7 +367,7 @@ def convergence_figure(problem: str, rows: list[dict], path: Path) -> bool:
         sums: dict[int, list[float]] = defaultdict(list)
         for r in rows:
             if r["problem"] == problem and r["method"] == method:
-                for it, value in _curve(r["_dir"] / "convergence.csv").items():
+                for it, value in read_curve(r["_dir"] / "convergence.csv").items():
                     sums[it].append(value)
         if sums:
             curves[method] = sorted((it, sum(v) / len(v)) for it, v in sums.items())
@@ -404,8 +403,25 @@ def make_figures(sweep_dir: Path, rows: list[dict]) -> list[str]:
 
 # ----------------------------------------------------------------------------- entry point
 
-def write_report(sweep_dir: str | Path, figures: bool = True) -> int:
-    """Write summary.csv, summary.md and figures into ``sweep_dir``; return the exit code."""
+def _counts(jobs: list[Job]) -> str:
+    return ", ".join(f"{sum(j.status == s for j in jobs)} {s}" for s in _ordered(j.status for j in jobs))
+
+
+def html_page(sweep_dir: Path, jobs: list[Job], rows: list[dict], bad: list[str]) -> Path | None:
+    """report/index.html and its problem pages; a failure is a warning, never the report's."""
+    try:
+        summary = f"{sweep_dir}: {len(jobs)} job{'s' if len(jobs) != 1 else ''} ({_counts(jobs)})."
+        common = [o for o in common_overrides(jobs) if _key(o)[0] != "sweep"]
+        if common:
+            summary += f" Settings of every job: {' '.join(common)}"
+        return write_sweep_page(sweep_dir, rows, pivot(rows) if rows else (), csv_rows(jobs, []), bad, summary)
+    except Exception as err:
+        print(f"warning: report/index.html not written: {type(err).__name__}: {err}", file=sys.stderr)
+        return None
+
+
+def write_report(sweep_dir: str | Path, figures: bool = True, html: bool = True) -> int:
+    """Write summary.csv, summary.md, figures and report/index.html into ``sweep_dir``; return the exit code."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise PnPError(f"no such sweep folder: {sweep_dir}")
@@ -421,13 +437,14 @@ def write_report(sweep_dir: str | Path, figures: bool = True) -> int:
     save_csv(csv_rows(jobs, rows) or [{"job": ""}], sweep_dir / "summary.csv")
     with atomic_write(sweep_dir / "summary.md", "w") as f:
         f.write(markdown(sweep_dir, jobs, rows, bad, written))
+    if html:
+        html_page(sweep_dir, jobs, rows, bad)
     if bad:
         print(f"error: observation mismatch in {len(bad)} (problem, image) pairs: the methods did not see the "
               f"same data; see {sweep_dir / 'summary.md'}", file=sys.stderr)
         return 1
     if not rows:
-        counts = ", ".join(f"{sum(j.status == s for j in jobs)} {s}" for s in _ordered(j.status for j in jobs))
-        print(f"error: no job of {sweep_dir} finished ({counts}); reasons in {sweep_dir / 'summary.md'}",
+        print(f"error: no job of {sweep_dir} finished ({_counts(jobs)}); reasons in {sweep_dir / 'summary.md'}",
               file=sys.stderr)
         return 1
     return 0
@@ -436,10 +453,11 @@ def write_report(sweep_dir: str | Path, figures: bool = True) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pnp.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", help="a multirun folder, e.g. multirun/NAME")
-    parser.add_argument("--no-figures", action="store_true", help="tables only")
+    parser.add_argument("--no-figures", action="store_true", help="no PNG figures")
+    parser.add_argument("--no-html", action="store_true", help="no report/index.html")
     args = parser.parse_args(argv)
     try:
-        return write_report(args.sweep_dir, figures=not args.no_figures)
+        return write_report(args.sweep_dir, figures=not args.no_figures, html=not args.no_html)
     except PnPError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -187,6 +187,9 @@ def run(cfg, outdir: str | Path, progress: bool = True) -> dict:
         entries.append(entry)
     result = entries[0] if len(entries) == 1 else {"images": entries, "mean": _means(entries)}
     save_json(result, outdir / "metrics.json")
+    from pnp.report_html import write_compare  # compare.html: the side-by-side page of this run
+
+    write_compare(outdir, entries)
     return result
 
 

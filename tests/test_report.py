@@ -1,7 +1,10 @@
 """``pnp.report`` on sweep folders built by hand: table, checks, figures and bad input."""
 import csv
 import json
+import re
 import shutil
+from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -163,3 +166,82 @@ def test_corrupted_status_reported_and_earlier_figures_kept(sweep, capsys):
     assert md.count("corrupted status.json") == 6
     assert all((sweep / "figures" / n).is_file() for n in ("crops_blur.png", "psnr_blur.png"))
     assert np.asarray(Image.open(sweep / "figures" / "psnr_blur.png")).size > 0
+
+
+def _local_links(page: Path) -> list[str]:
+    """Every src/href of a page and its viewer data that is a file, not an anchor."""
+    text = page.read_text()
+    links = re.findall(r'(?:src|href)="([^"#][^"]*)"', text)
+    data = re.search(r'<script type="application/json" id="viewer-data">(.*?)</script>', text, re.S)
+    if data:
+        for view in json.loads(data.group(1))["images"]:
+            links += [p[k] for p in view["panels"] for k in ("src", "err") if p.get(k)]
+    return links
+
+
+def test_html_page_links_every_file_and_names_what_is_missing(sweep, capsys):
+    (sweep / "1" / "metrics.json").write_text('{"images": [ {"psnr": 2')
+    (sweep / "2" / "im1" / "restored.png").unlink()
+    (sweep / "2" / "im0" / "convergence.csv").write_text("not,a\ncsv")
+    assert write_report(sweep, figures=False) == 0
+    report = sweep / "report"
+    index = (report / "index.html").read_text()
+    for needle in ("planted failure", "incompatible: solver &#x27;fista&#x27; needs prox", "corrupted metrics.json",
+                   "blur: 2/im1/restored.png (red + gd)", 'href="problem_blur.html"', 'href="problem_inpaint.html"'):
+        assert needle in index, needle
+    assert index.count('class="cell best"') == 2
+    pages = [report / "index.html", report / "problem_blur.html", report / "problem_inpaint.html"]
+    for page in pages:
+        text = page.read_text()
+        assert "<script>" in text and "<style>" in text  # inlined, nothing to fetch
+        assert not re.search(r"(?:src|href)=\"(?:https?:)?//", text) and "@import" not in text
+        for link in _local_links(page):
+            assert (page.parent / unquote(link)).is_file(), (page.name, link)
+    blur = (report / "problem_blur.html").read_text()
+    assert "2/im1/restored.png (red + gd)" in blur and '"missing": "restored.png"' in blur
+    assert blur.count("<details class=\"params\">") == 2 and "metrics keys" in blur
+    assert blur.count('class="curve"') == 2  # red's im1 curve still counts; its unreadable im0 one is left out
+    assert main([str(sweep), "--no-figures", "--no-html"]) == 0
+
+
+def test_html_page_shows_recorded_parameters(sweep):
+    metrics = sweep / "0" / "metrics.json"
+    m = json.loads(metrics.read_text())
+    m["params"] = {"prior": {"name": "tv", "weight": 0.1}, "solver": {"name": "gd", "iterations": 3}}
+    metrics.write_text(json.dumps(m))
+    assert write_report(sweep, figures=False) == 0
+    assert "params" not in (sweep / "summary.csv").read_text().splitlines()[0]  # the page has them, not the csv
+    blur = (sweep / "report" / "problem_blur.html").read_text()
+    assert "<b>tv + gd</b> (job 0): parameters</summary>" in blur and "&quot;weight&quot;: 0.1" in blur
+    assert "<b>red + gd</b> (job 2): metrics keys" in blur
+
+
+def test_nothing_finished_still_has_a_page(tmp_path):
+    s = tmp_path / "sweep"
+    make_job(s, 0, ["prior=tv", "solver=langevin"], status="skipped", reason="incompatible: needs score")
+    assert main([str(s), "--no-figures"]) == 1
+    index = (s / "report" / "index.html").read_text()
+    assert "No job finished" in index and "incompatible: needs score" in index
+
+
+def test_compare_page_of_a_single_run(tmp_path):
+    from pnp.report_html import write_compare
+
+    run = tmp_path / "run"
+    make_job(tmp_path, "run", [], [entry("tv", "denoise", 25.0)])
+    e = json.loads((run / "metrics.json").read_text())["images"][0]
+    for name in ("ground_truth", "observed", "restored", "convergence"):  # a one-image run writes into its folder
+        src = next((run / "im0").glob(f"{name}.*"))
+        src.rename(run / src.name)
+    (run / "uncertainty.png").write_bytes((run / "restored.png").read_bytes())
+    e.pop("outdir")
+    page = write_compare(run, [e])
+    assert page == run / "compare.html"
+    text = page.read_text()
+    assert "<h1>denoise</h1>" in text and "tv + gd: uncertainty" in text
+    links = _local_links(page)
+    assert {"ground_truth.png", "observed.png", "restored.png", "uncertainty.png",
+            "compare_files/error_m0.png"} <= set(links)
+    assert all((run / unquote(link)).is_file() for link in links)
+    assert write_compare(tmp_path / "nowhere", [{"prior": "tv"}]) is not None  # missing files: named, no crash
+    assert "missing" in (tmp_path / "nowhere" / "compare.html").read_text()
