@@ -279,7 +279,8 @@ class BatchMonitor(Monitor):
     """The solver monitor, also logging the PSNR and objective of each image of the batch."""
 
     def __init__(self, problem: Problem, prior, solver, progress: bool, desc: str):
-        super().__init__(total=solver.iterations, x_true=problem.x_true, progress=progress, desc=desc)
+        super().__init__(total=solver.iterations, x_true=problem.x_true, progress=progress, desc=desc,
+                         residual=problem.residual)
         self.problem, self.prior = problem, prior
         self.per_image: list[tuple[list, list]] = []
 
@@ -497,6 +498,7 @@ def _solve_group(group, task: Task, prior, solver, cfg, device, progress, base: 
         scalars = save_outputs(base / stems[i], x[k:k + 1], single, _slice_extras(extras, k, n), monitor.rows_of(k))
         out.append({**quality(x[k:k + 1], single, task.border, task.channel, _slice_extras(extras, k, n)),
                     "seconds": metrics["seconds"] / n, "iterations": metrics["iterations"],
+                    "restarts": metrics["restarts"], "diverged": metrics["diverged"], "params": metrics["params"],
                     "observation_sha256": observation_hash(single.y), **scalars,
                     "prior": cfg.prior.name, "op": task.op["name"], "solver": cfg.solver.name,
                     "image": str(path), "seed": int(cfg.seed), "noise_sigma": problem.sigma * 255.0,

@@ -37,6 +37,17 @@ def psnr(x: torch.Tensor, ref: torch.Tensor, border: int = 0, channel: str = "rg
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
 
 
+def psnr_border(x: torch.Tensor, ref: torch.Tensor, border: int, channel: str = "rgb") -> torch.Tensor:
+    """PSNR over the ring of ``border`` pixels that ``psnr(..., border)`` leaves out (e.g. the
+    unobserved ring of valid-boundary deblurring), per batch element."""
+    x, ref = _prepare(x, ref, 0, channel)
+    ring = torch.ones_like(ref[:1, :1])
+    ring[..., border:ring.shape[-2] - border, border:ring.shape[-1] - border] = 0
+    sq = ((x - ref).pow(2) * ring).flatten(1).sum(1)
+    mse = sq / (ring.sum() * ref.shape[1])
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
+
+
 def aligned_psnr(x: torch.Tensor, ref: torch.Tensor, border: int = 0, channel: str = "rgb",
                  radius: int = 0) -> torch.Tensor:
     """max over integer shifts |dy|, |dx| <= radius of the PSNR of x shifted by (dy, dx), on ref

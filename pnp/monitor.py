@@ -1,13 +1,16 @@
 """What a solver reports after each iteration: progress bar, convergence log, divergence check.
 
 Solvers call ``monitor(step, x, objective)`` with ``step`` counting from 1, set
-``monitor.step_param`` to the config name of their step size (named in the divergence error)
-and may stop early when ``monitor.should_stop`` is true.
+``monitor.step_param`` to the config name of their step size (named in the divergence
+warning) and may stop early when ``monitor.should_stop`` is true.
 
-Divergence: x NaN/Inf, or the objective above 1e3 x its first reported value. A descent
-solver (gd, fista, fixed_point) also reports E(x_0) with ``monitor.start(objective)``; its
-objective rising above 10 x E(x_0) is divergence too (a projected iterate stays bounded, so
-a too-large step shows as a bounded but much higher objective, not as Inf).
+Divergence is judged on a watched value: the objective E(x) where the prior defines one,
+else the data residual ||Ax - y||^2 (``residual``, given by the runner). The monitor keeps the
+best iterate seen (lowest watched value) and raises ``Diverged`` when the iterate or the
+value becomes NaN/Inf, or when the value rises above ``RISE_FACTOR`` times the best one. A
+projected iterate stays bounded, so a too-large step shows as a bounded but much higher
+value, not as Inf. ``Solver.run`` catches it, backs the step off and restarts from the best
+iterate (``pnp.solver``).
 """
 from __future__ import annotations
 
@@ -20,19 +23,28 @@ from tqdm.auto import tqdm
 from pnp.errors import PnPError
 from pnp.metrics import psnr
 
-DIVERGENCE_FACTOR = 1e3  # the objective exceeding this times its first value means divergence
-RISE_FACTOR = 10.0  # a descent solver's objective exceeding this times E(x_0) means divergence
+RISE_FACTOR = 10.0  # the watched value above this times the best value seen means divergence
+
+
+class Diverged(PnPError):
+    """The iterates diverged at ``step`` (``reason`` says how)."""
+
+    def __init__(self, step: int, reason: str, param: str):
+        super().__init__(f"diverged at iteration {step}: {reason}; lower {param}")
+        self.step, self.reason, self.param = int(step), reason, param
 
 
 class Monitor:
     def __init__(self, total: int, x_true: torch.Tensor | None = None, log_every: int = 1,
-                 progress: bool = True, desc: str = ""):
+                 progress: bool = True, desc: str = "", residual=None):
         self.total, self.x_true, self.log_every = int(total), x_true, max(1, int(log_every))
+        self.residual = residual  # x -> ||Ax - y||^2 summed over the batch (watched where E is undefined)
         self.rows: list[dict] = []  # {"iteration", "objective", "psnr"}, None where undefined
         self.step_param = "the step size"
         self.should_stop = False
-        self.first_objective: float | None = None
-        self.start_objective: float | None = None
+        self.best_value: float | None = None
+        self.best_x: torch.Tensor | None = None
+        self.best_step = 0
         disable = not progress or not sys.stderr.isatty()
         self.bar = tqdm(total=self.total, desc=desc or None, disable=disable, leave=False)
 
@@ -48,26 +60,37 @@ class Monitor:
                 self.bar.set_postfix(psnr=f"{quality:.2f}", refresh=False)
         self.bar.update(1)
 
-    def start(self, objective) -> None:
-        """E(x_0) of a descent solver (None when undefined)."""
-        self.start_objective = None if objective is None else float(objective)
+    def start(self, objective, x: torch.Tensor | None = None) -> None:
+        """The starting point x_0 (and E(x_0), None when undefined) of a descent solver: the
+        first candidate for the best iterate."""
+        if x is not None:
+            self._watch(0, x, None if objective is None else float(objective))
+
+    def _watched(self, x: torch.Tensor, value: float | None) -> float | None:
+        if value is not None:
+            return value
+        return None if self.residual is None else float(self.residual(x))
+
+    def _watch(self, step: int, x: torch.Tensor, value: float | None) -> float | None:
+        watched = self._watched(x, value)
+        if watched is not None and math.isfinite(watched) and (self.best_value is None or watched < self.best_value):
+            self.best_value, self.best_x, self.best_step = watched, x.detach().clone(), int(step)
+        return watched
 
     def _check(self, step: int, x: torch.Tensor, value: float | None) -> None:
-        if self.first_objective is None:
-            self.first_objective = value
         reason = None
         if not torch.isfinite(x).all():
             reason = "the iterate has NaN/Inf"
         elif value is not None and not math.isfinite(value):
             reason = "the objective is NaN/Inf"
-        elif value is not None:
-            for ref, factor, which in ((self.first_objective, DIVERGENCE_FACTOR, "first"),
-                                       (self.start_objective, RISE_FACTOR, "starting")):
-                if ref is not None and ref > 0 and value > factor * ref:
-                    reason = f"the objective {value:.3g} exceeds {factor:g} x its {which} value {ref:.3g}"
-                    break
+        else:
+            best = self.best_value
+            watched = self._watch(step, x, value)
+            if watched is not None and best is not None and best > 0 and watched > RISE_FACTOR * best:
+                which = "objective" if value is not None else "data residual"
+                reason = f"the {which} {watched:.3g} exceeds {RISE_FACTOR:g} x its best value {best:.3g}"
         if reason:
-            raise PnPError(f"diverged at iteration {step}: {reason}; lower {self.step_param}")
+            raise Diverged(step, reason, self.step_param)
 
     def close(self) -> None:
         self.bar.close()

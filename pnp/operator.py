@@ -21,6 +21,7 @@ class Operator(torch.nn.Module):
     """
 
     warm_start = False
+    scale = 1  # the resolution factor between x and y (super-resolution: > 1); presets are tabled over it
 
     def __init__(self, shape: tuple[int, int, int], generator: torch.Generator | None = None):
         super().__init__()

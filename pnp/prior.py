@@ -11,17 +11,40 @@ from typing import ClassVar
 import torch
 
 from pnp.capabilities import Capability
+from pnp.presets import evaluate
 
 
 class Prior(torch.nn.Module):
     provides: ClassVar[frozenset[Capability]] = frozenset()
+    auto_keys: ClassVar[dict[str, float]] = {}  # keys that accept "auto", with the value used without a preset
 
-    def __init__(self, weight: float = 1.0):
+    def __init__(self, weight: float = 1.0, preset: dict | None = None):
         super().__init__()
         self.weight = float(weight)
+        self.preset = dict(preset or {})  # this operator's rules (pnp.presets), set by the runner
+        self.auto: set[str] = set()  # the keys given as "auto"
 
     def setup(self, problem) -> None:
         """Called once before solving: check the problem fits, move networks to its device."""
+
+    def noise_level(self, problem) -> float:
+        """The noise level (0-255) that presets are looked up at: the problem's."""
+        return 255.0 * problem.sigma
+
+    def resolved(self, key: str, problem) -> float:
+        """The value of the ``auto`` key ``key`` for ``problem``: its preset rule at the problem's
+        noise level and scale, else ``auto_keys[key]``."""
+        rule = self.preset.get(key)
+        if rule is None:
+            return float(self.auto_keys[key])
+        return evaluate(rule, self.noise_level(problem), getattr(problem.op, "scale", 1))
+
+    def params(self) -> dict:
+        """Every hyperparameter this prior runs with, after presets and ``auto`` rules (noise-like
+        values in 0-255 units). Default: its public scalar attributes; priors that keep a
+        noise level on the [0, 1] scale override it."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_") and k != "training"
+                and (v is None or isinstance(v, (bool, int, float, str)))}
 
     def energy(self, x: torch.Tensor) -> torch.Tensor | None:
         """R(x) per batch element, where defined (for the objective in convergence.csv)."""

@@ -36,6 +36,10 @@ class Problem:
         """A^T (A x - y): the gradient of ||Ax - y||^2 / 2."""
         return self.op.A_adjoint(self.op.A(x) - self.y)
 
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """||Ax - y||^2 summed over the batch (what the divergence check watches where E is undefined)."""
+        return (self.op.A(x) - self.y).pow(2).sum()
+
     def data_fidelity(self, x: torch.Tensor) -> torch.Tensor:
         """||Ax - y||^2 / (2 sigma^2) per batch element."""
         r = self.op.A(x) - self.y

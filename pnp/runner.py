@@ -14,12 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from pnp.errors import PnPError
 from pnp.io import default_image, list_images, load_image, save_csv, save_image, save_json
-from pnp.metrics import aligned_psnr, psnr, ssim
+from pnp.metrics import aligned_psnr, psnr, psnr_border, ssim
+from pnp.presets import select
 from pnp.problem import Problem, make_problem
 from pnp.registry import PRIORS, SOLVERS, check_compatible
 from pnp.validate import ssim_fits
 
-RESERVED_PRIOR_KEYS = ("name", "solvers")
+RESERVED_PRIOR_KEYS = ("name", "solvers", "presets")
 ITERATION_COUNTS = ("average",)  # solver parameters that count iterations (gd: the last N iterates averaged)
 
 
@@ -63,8 +64,12 @@ def build_triple(cfg) -> tuple[object, object]:
     """Check compatibility (before any work), then build the prior and the solver."""
     prior_cfg, solver_cfg = _plain(cfg.prior), _plain(cfg.solver)
     check_compatible(prior_cfg["name"], solver_cfg["name"])
-    prior = PRIORS.build(prior_cfg["name"], **{k: v for k, v in prior_cfg.items() if k not in RESERVED_PRIOR_KEYS})
     op_name = cfg.op.get("name") if "op" in cfg else None
+    params = {k: v for k, v in prior_cfg.items() if k not in RESERVED_PRIOR_KEYS}
+    if prior_cfg.get("presets") is not None:
+        allowed = set(getattr(PRIORS.get(prior_cfg["name"]), "auto_keys", {}))
+        params["preset"] = select(prior_cfg["presets"], op_name, prior_cfg["name"], allowed)
+    prior = PRIORS.build(prior_cfg["name"], **params)
     solver = SOLVERS.build(solver_cfg["name"], **solver_params(solver_cfg, prior_cfg, op_name))
     return prior, solver
 
@@ -72,7 +77,8 @@ def build_triple(cfg) -> tuple[object, object]:
 def _monitor(solver, problem: Problem, progress: bool, desc: str):
     from pnp.monitor import Monitor
 
-    return Monitor(total=solver.iterations, x_true=problem.x_true, progress=progress, desc=desc)
+    return Monitor(total=solver.iterations, x_true=problem.x_true, progress=progress, desc=desc,
+                   residual=problem.residual)
 
 
 def solve_problem(problem: Problem, prior, solver, progress: bool = True, desc: str = "", monitor=None):
@@ -84,7 +90,7 @@ def solve_problem(problem: Problem, prior, solver, progress: bool = True, desc: 
     monitor = monitor if monitor is not None else _monitor(solver, problem, progress, desc)
     start = time.perf_counter()
     try:
-        x = solver.solve(problem, prior, monitor)
+        x = solver.run(problem, prior, monitor)
     finally:
         monitor.close()
     if problem.y.device.type == "cuda":
@@ -94,7 +100,9 @@ def solve_problem(problem: Problem, prior, solver, progress: bool = True, desc: 
     if not torch.isfinite(x).all():
         raise PnPError("the solver returned NaN/Inf; lower solver.step or check the prior's parameters")
     metrics = {"seconds": seconds, "iterations": len(monitor.rows) or solver.iterations,
-               "observation_sha256": problem.observation_sha256}
+               "observation_sha256": problem.observation_sha256,
+               "restarts": solver.restarts, "diverged": solver.diverged,
+               "params": {"prior": prior.params(), "solver": solver.params()}}
     extras = {**getattr(prior, "outputs", {}), **getattr(solver, "outputs", {})}
     return x, metrics, monitor.rows, extras
 
@@ -117,6 +125,8 @@ def quality(x: torch.Tensor, problem: Problem, border: int = 0, channel: str = "
         "psnr_observed": float(psnr(baseline, ref, border, channel).mean()),
         "skipped_metrics": ["ssim", "ssim_observed"],
     }
+    if border > 0 and min(ref.shape[-2:]) > 2 * border:
+        out["psnr_border"] = float(psnr_border(x, ref, border, channel).mean())
     kernel = (extras or {}).get("kernel")
     if isinstance(kernel, torch.Tensor):
         radius = max(kernel.shape[-2:]) // 2

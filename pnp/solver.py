@@ -1,25 +1,41 @@
 """Base class of the solvers (config group ``solver``).
 
-A solver declares the capabilities it ``requires`` of a prior and implements ``solve``.
-It reports every iteration to the ``monitor`` (progress, convergence log, divergence check).
+A solver declares the capabilities it ``requires`` of a prior and implements ``solve``, which
+starts from ``self.initial(problem)`` and reports every iteration to the ``monitor``
+(progress, convergence log, divergence check). ``run`` is what the runner calls: ``solve``
+guarded against divergence, the same mechanism for every solver:
+
+    on divergence (``pnp.monitor.Diverged``): back the step off (``backoff``: half the step,
+    or the solver's equivalent) and restart from the best iterate seen, at most
+    ``MAX_RESTARTS`` times; then return the best iterate with one warning line naming the
+    parameter to change.
+
+``restarts``, ``diverged`` and the step actually used (``params()``) go into the run record.
 """
 from __future__ import annotations
 
+import sys
 from typing import ClassVar
 
 import torch
 
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
+from pnp.monitor import Diverged
+
+MAX_RESTARTS = 3
 
 
 class Solver:
     requires: ClassVar[frozenset[Capability]] = frozenset()
+    backoff_param: ClassVar[str | None] = "step"  # the attribute halved by ``backoff`` (None: none)
 
     def __init__(self, iterations: int = 100):
         if int(iterations) < 1:
             raise PnPError(f"solver.iterations must be at least 1, got {iterations}")
         self.iterations = int(iterations)
+        self.restarts, self.diverged = 0, False
+        self._start: torch.Tensor | None = None
 
     @staticmethod
     def positive(name: str, value) -> float:
@@ -28,9 +44,53 @@ class Solver:
             raise PnPError(f"solver.{name} must be > 0, got {value}")
         return float(value)
 
+    def initial(self, problem) -> torch.Tensor:
+        """Where the iterations start: the best iterate of a diverged attempt, else ``op.init(y)``."""
+        return self._start if self._start is not None else problem.op.init(problem.y)
+
     def solve(self, problem, prior, monitor) -> torch.Tensor:
         """Return the restored image for ``problem`` under ``prior``."""
         raise NotImplementedError
+
+    def backoff(self) -> bool:
+        """Make the iteration more conservative after a divergence (default: halve
+        ``backoff_param``); False if there is nothing to back off."""
+        name = self.backoff_param
+        value = getattr(self, name, None) if name else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False
+        setattr(self, name, value * 0.5)
+        return True
+
+    def run(self, problem, prior, monitor) -> torch.Tensor:
+        """``solve`` with the divergence guard (module docstring)."""
+        self.restarts, self.diverged, self._start = 0, False, None
+        try:
+            while True:
+                try:
+                    return self.solve(problem, prior, monitor)
+                except Diverged as err:
+                    if self.restarts >= MAX_RESTARTS or monitor.best_x is None or not self.backoff():
+                        if monitor.best_x is None:
+                            raise PnPError(str(err)) from None
+                        self.diverged = True
+                        print(f"warning: {err} (returned the best iterate, from iteration {monitor.best_step}, "
+                              f"after {self.restarts} restart(s))", file=sys.stderr)
+                        return monitor.best_x
+                    self.restarts += 1
+                    self._start = monitor.best_x
+                    if hasattr(prior, "forget"):
+                        prior.forget()
+        finally:
+            self._start = None
+
+    def params(self) -> dict:
+        """Every hyperparameter this solver runs with (after defaults and backoff): its public
+        scalar attributes."""
+        return {k: v for k, v in vars(self).items()
+                if not k.startswith("_") and k not in ("restarts", "diverged")
+                and (v is None or isinstance(v, (bool, int, float, str))
+                     or (isinstance(v, list) and all(isinstance(i, (int, float)) for i in v)))}
 
     @staticmethod
     def objective(problem, prior, x: torch.Tensor) -> torch.Tensor | None:

@@ -13,10 +13,15 @@ with sigma / 255.
 """
 from __future__ import annotations
 
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
 import torch
 
 from pnp.errors import PnPError
 from pnp.models.grid_shift import GridShift
+from pnp.models.loading import load_denoiser, weights_files
 from pnp.prior import Prior
 
 PRECISIONS = ("fp32", "bf16")
@@ -27,8 +32,6 @@ _LOADED: dict = {}
 
 def load_network(weights=None, precision: str = "fp32", arch=None, device="cpu") -> torch.nn.Module:
     """``load_denoiser`` memoised per (weights, precision, arch, device): a folder of images loads it once."""
-    from pnp.models.loading import load_denoiser
-
     key = (None if weights is None else str(weights), precision, arch, str(device))
     if key not in _LOADED:
         try:
@@ -36,6 +39,25 @@ def load_network(weights=None, precision: str = "fp32", arch=None, device="cpu")
         except PnPError as err:
             raise PnPError(f"prior.denoiser.weights: {err}") from None
     return _LOADED[key]
+
+
+def _is_loaded(net) -> bool:
+    base = net.net if isinstance(net, GridShift) else net
+    return any(base is loaded for loaded in _LOADED.values())
+
+
+@lru_cache(maxsize=16)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def sha256_of(path: str) -> str | None:
+    """The sha256 of a weights file (memoised per path, size and modification time)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return _digest(str(path), st.st_mtime_ns, st.st_size)
 
 
 def positive(name: str, value, allow_zero: bool = False, auto: bool = False) -> float:
@@ -67,8 +89,8 @@ def at_least_one(name: str, value) -> int:
 class LearnedPrior(Prior):
     """A prior built on a Gaussian denoiser ``D(x, sigma)`` (x in [0, 1], sigma on [0, 1])."""
 
-    def __init__(self, weight: float = 1.0, denoiser: dict | None = None):
-        super().__init__(weight)
+    def __init__(self, weight: float = 1.0, denoiser: dict | None = None, preset: dict | None = None):
+        super().__init__(weight, preset)
         cfg = {"weights": None, "precision": "fp32", "arch": None, "grid_shift": False, **dict(denoiser or {})}
         unknown = sorted(set(cfg) - set(DENOISER_KEYS))
         if unknown:
@@ -81,6 +103,18 @@ class LearnedPrior(Prior):
         self.net = None  # D; loaded in setup, or injected with set_network
         self._seed, self._generators = 0, []
         self._cache = None
+
+    def denoiser_params(self) -> dict:
+        """The denoiser's settings as run: weights file and its sha256, precision, grid shift."""
+        weights = self.denoiser_cfg["weights"]
+        injected = self.net is not None and weights is None and not _is_loaded(self.net)
+        files = [] if injected else [str(p) for p in weights_files(weights)]
+        return {"denoiser": {"weights": "module given with set_network" if injected else files,
+                             "sha256": [sha256_of(p) for p in files],
+                             "precision": self.denoiser_cfg["precision"], "grid_shift": self.denoiser_cfg["grid_shift"]}}
+
+    def params(self) -> dict:
+        return {**super().params(), **self.denoiser_params()}
 
     def set_network(self, net: torch.nn.Module) -> "LearnedPrior":
         """Use ``net`` (any module ``net(x, sigma)``) as D instead of loading the configured weights."""

@@ -30,34 +30,29 @@ Set5, Gaussian kernel (width 1.6) x4, noise-free, RGB, border 4, bf16: bicubic 2
 adjoint 28.73 (not worse on any image; bicubic upsampling of y 26.02). With noise, SR uses g_d = K^T(Kx - y) like any
 other operator, the gradient of the energy that w balances.
 
-**Noise-adaptive gamma** (``gamma: auto``, ours): gamma = min(27.5, 19 / sqrt(sigma_n)), sigma_n in
-0-255 units (11.9 / 6.9 / 5.3 at noise 2.55 / 7.65 / 12.75; noise-free SR uses w = 1 / sqrt(t),
-where gamma plays no part). With the shipped denoiser the authors' 27.5 over-weights the prior
-at every noise level; measured on Set12 01, Levin kernel 4 (valid, bf16, 300 iterations), PSNR
-for gamma = 1.7 / 3 / 3.4 / 4.5 / 6.9 / 13.75 / 27.5 / 55: noise 2.55: - / - / - / - / 28.88 /
-**29.16** / 28.36 / -; 7.65: 22.67 / - / 25.42 / - / **25.57** / 24.78 / 23.71 / 22.57; 12.75:
-21.53 / 23.68 / - / **23.76** / 23.53 / - / 21.93 / - (TV: 27.55 / 25.21 / 23.41). The authors' value:
-``prior.gamma=27.5``.
+**Defaults** (``sigma: auto``, ``gamma: auto``): per-operator presets
+(``conf/prior/presets/daep.yaml``, tabled over the noise level and the SR scale), chosen by
+``benchmarks/tune_defaults.py`` on crops of the training images and validated on held-out
+test images (docs/defaults.md). With the shipped denoiser the authors' gamma = 27.5
+over-weights the prior at every noise level, and noise-free super-resolution, where the
+1 / sqrt(t) schedule lets the data term take over, recovers more with a smoother
+autoencoder (sigma 30-55 instead of 25). The authors' values: ``prior.sigma=25
+prior.gamma=27.5 solver.average=0 prior.mask_border=true prior.sr_data_grad=bicubic``.
 
-**Noise-free SR sigma** (``sigma: auto``, ours): the autoencoder's level is 25 (the authors'), and
-for noise-free super-resolution, where w = 1 / sqrt(t) lets the data term take over and a
-stronger smoothing of the prior recovers more, 30 / 40 / 55 at scale 2 / 3 / 4 and above.
-Measured on Set5, bicubic x4, 300 iterations, bf16, RGB PSNR (border 4), sigma = 25 / 40 / 55 /
-75 / 100: bird 29.93 / 30.16 / **30.32** / 30.24 / 30.10, butterfly 22.89 / 23.48 / 23.85 /
-**23.91** / - (bicubic 28.22, 20.86). At x2 and x3 on held-out images (set3c leaves and
-starfish, CBSD432 100007 and 100039, 256x256 centre crops; mean RGB PSNR, border = scale):
-x2, sigma 22 / 30 / 40 / 55: 30.89 / **30.90** / 30.81 / 30.67 (bicubic 27.85; 500 iterations
-at 30: 30.94; step 0.2: 30.90; the mean of the last 60 iterates: +0.00-0.02); x3, sigma 30 /
-40 / 45 / 55: 26.99 / **27.03** / 27.03 / 26.97 (24.86); x5, sigma 40 / 55: 23.50 / 23.48.
-The authors' value: ``prior.sigma=25``. With noise the autoencoder's level is
-min(25, 200 / sigma_n): the authors' 25 up to noise 8, 15.7 at noise 12.75, where the
-session-9 denoiser (a better one) over-smoothed at 25. Measured on Set12 03-04 x Levin 2, 4,
-6, 8 (valid, bf16, 8 problems per figure, with ``solver.average=60``): noise 12.75, sigma 14 /
-18 / 25: 24.72 / 24.69 / 24.54 dB (TV 24.53); noise 7.65, sigma 18 / 25: 26.28 / **26.34**.
+**Data gradient for super-resolution** (``sr_data_grad``, default ``adjoint``): the authors'
+bicubic upsampling of the residual equals s^2 K^T r only when the image side is a multiple of
+the scale; otherwise imresize's upsampling runs on a grid of factor H / ceil(H / s) != s, U K
+is no longer positive semi-definite, and the iterates diverge (a 100x121 crop at x3: bicubic
+28.3 dB, the authors' gradient 9-11 dB before the divergence guard, the adjoint 35.9 dB).
 
-**Iterate averaging for deblurring** (``solvers.by_op.blur.gd.average: 60``, ours): the noisy
-input redrawn each iteration leaves noise in the last iterate; the mean of the last 60 removes
-it (noise 12.75, sigma 25, same 8 problems: 24.42 dB from the last iterate, 24.54 averaged).
+**Border** (``mask_border``, default false): the authors zero g_p on the replicated ring of
+valid-boundary deblurring, where nothing then constrains the colours: the restoration has
+coloured stripes there. Off, the prior regularises the whole image (``psnr_border`` in the run
+record measures that ring).
+
+**Iterate averaging for deblurring** (``solvers.by_op.blur.gd.average``): the noisy input
+redrawn each iteration leaves noise in the last iterate; the mean of the last iterates
+removes it.
 
 On [0, 1] images: eta and sigma are divided by 255, and so are sigma_d and s, which leaves
 w unchanged; g_p and g_d are linear in the image scale, so step 0.1 is the authors' step.
@@ -74,36 +69,19 @@ import torch
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
 from pnp.priors._denoiser_mixin import LearnedPrior, positive_or_auto
-from pnp.registry import operator_name
 
 SCHEDULES = ("auto", "fixed", "inv_sqrt")
 SR_DATA_GRADS = ("bicubic", "adjoint")
-AUTHORS_GAMMA, AUTO_GAMMA = 27.5, 19.0  # gamma: auto (see the module docstring)
-AUTHORS_SIGMA = 25.0  # sigma: auto (0-255; see the module docstring)
-NOISE_FREE_SR_SIGMA, NOISE_FREE_SR_SIGMA_BY_SCALE = 55.0, {2: 30.0, 3: 40.0}  # noise-free op=sr, by scale
-HIGH_NOISE_SIGMA = 200.0  # sigma: auto = min(25, 200 / sigma_n) when noisy (15.7 at noise 12.75)
-
-
-def auto_gamma(noise: float) -> float:
-    """gamma for noise ``noise`` ([0, 1] scale): min(27.5, 19 / sqrt(sigma_n)), sigma_n in 0-255 units."""
-    return AUTHORS_GAMMA if noise <= 0 else min(AUTHORS_GAMMA, AUTO_GAMMA / math.sqrt(255.0 * noise))
-
-
-def noise_free_sr_sigma(scale: int) -> float:
-    """Autoencoder sigma (0-255) for noise-free super-resolution by ``scale``: 30 / 40 / 55 at 2 / 3 / >= 4."""
-    return NOISE_FREE_SR_SIGMA_BY_SCALE.get(int(scale), NOISE_FREE_SR_SIGMA)
-
-
-def auto_sigma(noise: float) -> float:
-    """Autoencoder sigma (0-255) for noise ``noise`` ([0, 1] scale): min(25, 200 / sigma_n)."""
-    return AUTHORS_SIGMA if noise <= 0 else min(AUTHORS_SIGMA, HIGH_NOISE_SIGMA / (255.0 * noise))
+AUTHORS_SIGMA, AUTHORS_GAMMA = 25.0, 27.5
 
 
 class DAEP(LearnedPrior):
     provides = frozenset({Capability.GRADIENT})
+    auto_keys = {"sigma": AUTHORS_SIGMA, "gamma": AUTHORS_GAMMA}
 
     def __init__(self, sigma: float | str = "auto", gamma: float | str = "auto", schedule: str = "auto",
-                 sr_data_grad: str = "bicubic", mask_border: bool = True, denoiser: dict | None = None):
+                 sr_data_grad: str = "adjoint", mask_border: bool = False, denoiser: dict | None = None,
+                 preset: dict | None = None):
         self.sigma_is_auto, sigma = positive_or_auto("prior.sigma", sigma, AUTHORS_SIGMA)
         self.sigma = sigma / 255.0
         self.gamma_is_auto, self.gamma = positive_or_auto("prior.gamma", gamma, AUTHORS_GAMMA)
@@ -111,7 +89,7 @@ class DAEP(LearnedPrior):
             raise PnPError(f"prior.schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         if sr_data_grad not in SR_DATA_GRADS:
             raise PnPError(f"prior.sr_data_grad must be one of {', '.join(SR_DATA_GRADS)}, got {sr_data_grad!r}")
-        super().__init__(weight=self.gamma / self.s2, denoiser=denoiser)
+        super().__init__(weight=self.gamma / self.s2, denoiser=denoiser, preset=preset)
         self.schedule, self.sr_data_grad, self.mask_border = schedule, sr_data_grad, bool(mask_border)
         self.problem, self._ab, self.inv_sqrt, self.sr_data_term, self.mask = None, None, False, False, None
 
@@ -119,19 +97,22 @@ class DAEP(LearnedPrior):
         super().setup(problem)
         self.problem, self._ab = problem, None
         self.inv_sqrt = self.schedule == "inv_sqrt" or (self.schedule == "auto" and problem.sigma == 0)
-        self.sr_data_term = hasattr(problem.op, "scale") and problem.sigma == 0  # DAEPSR.m: noise-free
+        self.sr_data_term = problem.op.scale > 1 and problem.sigma == 0  # DAEPSR.m: noise-free
         if self.sigma_is_auto:
-            noise_free_sr = self.inv_sqrt and operator_name(problem.op) == "sr"
-            sigma = noise_free_sr_sigma(problem.op.scale) if noise_free_sr else auto_sigma(problem.sigma)
-            self.sigma = sigma / 255.0
+            self.sigma = self.resolved("sigma", problem) / 255.0
         if self.gamma_is_auto:
-            self.gamma = auto_gamma(problem.sigma)
+            self.gamma = self.resolved("gamma", problem)
         self.weight = self.gamma / self.s2
         self.mask = None
         if self.mask_border and getattr(problem.op, "boundary", None) == "valid":
             bh, bw = (k // 2 for k in problem.op.kernel_shape)
             self.mask = torch.zeros_like(problem.op.init(problem.y[:1]))
             self.mask[..., bh:self.mask.shape[-2] - bh, bw:self.mask.shape[-1] - bw] = 1
+
+    def params(self) -> dict:
+        return {"sigma": 255.0 * self.sigma, "gamma": self.gamma, "weight": self.weight,
+                "schedule": "inv_sqrt" if self.inv_sqrt else "fixed", "sr_data_grad": self.sr_data_grad,
+                "mask_border": self.mask_border, **self.denoiser_params()}
 
     @property
     def s2(self) -> float:

@@ -35,18 +35,28 @@ class ADMM(Solver):
         if not 0 < alpha <= 2:
             raise PnPError(f"solver.alpha must be in (0, 2], got {alpha}")
         self.rho, self.sigma_prox, self.alpha = rho, sigma_prox, float(alpha)
+        self.rho_factor = 1.0  # raised by backoff after a divergence
+
+    backoff_param = None
+
+    def backoff(self) -> bool:
+        """Double the penalty rho: smaller steps of the split."""
+        self.rho_factor *= 2.0
+        return True
 
     def penalty(self, problem, prior) -> float:
         if self.rho is not None:
-            return float(self.rho)
+            return float(self.rho) * self.rho_factor
         sigma_prox = self.sigma_prox / 255.0 if self.sigma_prox is not None else problem.sigma_eff
-        return prior.weight / sigma_prox**2
+        return self.rho_factor * prior.weight / sigma_prox**2
 
     @torch.no_grad()
     def solve(self, problem, prior, monitor) -> torch.Tensor:
         monitor.step_param = "solver.sigma_prox (raise solver.rho)"
         rho = self.penalty(problem, prior)
-        v = problem.op.init(problem.y)
+        v = self.initial(problem)
+        monitor.start(None, v)
+        self.rho_used = rho
         u, x = torch.zeros_like(v), None
         for k in range(1, self.iterations + 1):
             x = problem.data_step(v - u, rho, start=x)

@@ -44,6 +44,7 @@ def set_total(monitor, total: int) -> None:
 
 class DIPFit(Solver):
     requires = frozenset({Capability.REPARAM})
+    backoff_param = "lr"
 
     def __init__(self, iterations: int | None = None, lr: float = 0.01, reg_noise: float | None = None,
                  ema: float = 0.99, backtrack_db: float = 5.0):
@@ -97,7 +98,7 @@ class DIPFit(Solver):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            monitor(t, average, loss.item() * scale)
+            monitor(t, average, math.pow(10, -last_fit / 10) * scale)  # the accepted fit's loss
             if monitor.should_stop:
                 break
         self.outputs = {"backtracks": backtracks, "fit_psnr": last_fit}

@@ -50,8 +50,8 @@ class FISTA(Solver):
     @torch.no_grad()
     def solve(self, problem, prior, monitor) -> torch.Tensor:
         monitor.step_param = "solver.step"
-        x = problem.op.init(problem.y)
-        monitor.start(self.objective(problem, prior, x))
+        x = self.initial(problem)
+        monitor.start(self.objective(problem, prior, x), x)
         s2 = problem.sigma_eff**2
         lipschitz = operator_norm_sq(problem.op, x) / s2
         gamma = self.step / lipschitz

@@ -29,8 +29,8 @@ class FixedPoint(Solver):
     @torch.no_grad()
     def solve(self, problem, prior, monitor) -> torch.Tensor:
         monitor.step_param = "solver.step"
-        x = problem.op.init(problem.y)
-        monitor.start(self.objective(problem, prior, x))
+        x = self.initial(problem)
+        monitor.start(self.objective(problem, prior, x), x)
         rho = prior.weight / self.step
         for k in range(1, self.iterations + 1):
             x = problem.data_step(x - self.step * prior.grad(x, k), rho, start=x)

@@ -43,9 +43,9 @@ class GradientDescent(Solver):
     @torch.no_grad()
     def solve(self, problem, prior, monitor) -> torch.Tensor:
         monitor.step_param = "solver.step"
-        x = problem.op.init(problem.y)
+        x = self.initial(problem)
         v = torch.zeros_like(x)
-        monitor.start(self.objective(problem, prior, x))
+        monitor.start(self.objective(problem, prior, x), x)
         first_averaged = self.iterations - self.average + 1  # iterates t >= this are averaged
         mean = torch.zeros_like(x) if self.average else None
         for t in range(1, self.iterations + 1):

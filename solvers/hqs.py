@@ -38,6 +38,14 @@ class HQS(Solver):
             raise PnPError(f"solver.lam must be > 0, got {lam}")
         self.sigma_start, self.sigma_end, self.lam = float(sigma_start), sigma_end, lam
         self.sigma_end_min = float(sigma_end_min)
+        self.lam_factor = 1.0  # raised by backoff after a divergence
+
+    backoff_param = None
+
+    def backoff(self) -> bool:
+        """Double lam (every rho_k): the data step keeps x nearer z."""
+        self.lam_factor *= 2.0
+        return True
 
     def schedule(self, problem) -> list[float]:
         """sigma_k on the [0, 1] scale, log-spaced from sigma_start to sigma_end."""
@@ -54,8 +62,11 @@ class HQS(Solver):
     @torch.no_grad()
     def solve(self, problem, prior, monitor) -> torch.Tensor:
         monitor.step_param = "solver.sigma_start"
-        lam = float(self.lam) if self.lam is not None else prior.weight
-        z, x = problem.op.init(problem.y), None
+        lam = self.lam_factor * (float(self.lam) if self.lam is not None else prior.weight)
+        self.lam_used = lam
+        z, x = self.initial(problem), None
+        monitor.start(None, z)
+        self.sigma_schedule = [round(s * 255.0, 4) for s in self.schedule(problem)]
         for k, sigma in enumerate(self.schedule(problem), start=1):
             x = problem.data_step(z, lam / sigma**2, start=x)
             z = prior.prox(x, sigma**2)

@@ -102,6 +102,14 @@ class Langevin(Solver):
         self.config = {"eps": eps, "levels": levels, "steps": steps}
         self.fixed_iterations, self.h0, self.beta, self.colormap = iterations, float(h0), float(beta), colormap
         self.outputs: dict = {}
+        self.step_factor = 1.0  # lowered by backoff after a divergence
+
+    backoff_param = None
+
+    def backoff(self) -> bool:
+        """Halve the step (h0 or eps)."""
+        self.step_factor *= 0.5
+        return True
 
     def schedule(self, problem) -> dict:
         """eps, levels L, steps T: the config's values, else the operator's entry of SCHEDULE_BY_TASK.
@@ -112,7 +120,7 @@ class Langevin(Solver):
         plan = {k: task[k] if v is None else v for k, v in self.config.items()}
         if self.fixed_iterations is not None:
             plan["steps"] = math.ceil(int(self.fixed_iterations) / int(plan["levels"]))
-        return {"eps": float(plan["eps"]), "levels": int(plan["levels"]), "steps": int(plan["steps"])}
+        return {"eps": self.step_factor * float(plan["eps"]), "levels": int(plan["levels"]), "steps": int(plan["steps"])}
 
     def solve(self, problem, prior, monitor) -> torch.Tensor:
         monitor.step_param = "solver.eps" if self.variant == "annealed" else "solver.h0"
@@ -163,7 +171,8 @@ class Langevin(Solver):
         x = project(torch.full(shape, 0.5, device=y.device), sigma)
         x = x + self.sigma_max * torch.randn(shape, generator=generator, device=y.device)
         for t in range(1, self.iterations + 1):
-            h = self.h0 * t / (1 + self.h0 * (t - 1))
+            h0 = self.step_factor * self.h0
+            h = h0 * t / (1 + h0 * (t - 1))
             active = sigma > self.sigma_min
             d = project(prior.denoise(x, sigma), sigma) - x
             sigma = torch.where(active, d.flatten(1).norm(dim=1) / math.sqrt(pixels), sigma)

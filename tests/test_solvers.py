@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from pnp.errors import PnPError
 from pnp.io import default_image, load_image
 from pnp.metrics import psnr
-from pnp.monitor import Monitor
+from pnp.monitor import Diverged, Monitor
 from pnp.operator import Operator
 from pnp.priors.tv import TV
 from pnp.problem import Problem
@@ -21,6 +21,7 @@ from pnp.solvers.admm import ADMM
 from pnp.solvers.fista import FISTA, operator_norm_sq
 from pnp.solvers.gd import GradientDescent
 from pnp.solvers.hqs import HQS
+from pnp.solver import MAX_RESTARTS
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 NAMES = ["gd", "fista", "admm", "hqs", "fixed_point"]
@@ -119,10 +120,39 @@ def test_hqs_schedule_runs_from_sigma_start_to_the_noise_level(problem):
     assert max(ratios) == pytest.approx(min(ratios))  # log-spaced
 
 
-def test_huge_step_diverges_with_a_message_naming_the_step(problem):
+def run_guarded(solver, problem, prior=None):
+    prior = prior or TV()
+    prior.setup(problem)
+    monitor = Monitor(solver.iterations, x_true=problem.x_true, progress=False, residual=problem.residual)
+    x = solver.run(problem, prior, monitor)
+    monitor.close()
+    return x
+
+
+def test_a_diverging_step_backs_off_and_is_no_worse_than_the_start(problem, capsys):
+    """A step far too large: the guard restarts from the best iterate with half the step, and
+    after MAX_RESTARTS returns the best iterate with one warning line naming the step."""
+    start = psnr(problem.op.init(problem.y), problem.x_true)
     for project in (True, False):
-        with pytest.raises(PnPError, match=r"diverged at iteration \d+.*solver\.step"):
-            solve(GradientDescent(iterations=50, step=1e6, project=project), problem)
+        solver = GradientDescent(iterations=50, step=1e6, project=project)
+        x = run_guarded(solver, problem)
+        assert torch.isfinite(x).all()
+        assert psnr(x, problem.x_true) >= start - 1e-4
+        assert solver.restarts == MAX_RESTARTS and solver.diverged and solver.step == 1e6 / 2**MAX_RESTARTS
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("warning: diverged") and "solver.step" in err[0]
+
+
+def test_a_step_that_backing_off_cures_converges_without_warning(problem, capsys):
+    """A step a few times too large: halving it makes it stable; the result beats the start."""
+    prior = TV()
+    prior.setup(problem)
+    solver = GradientDescent(iterations=60, step=6.0)
+    x = run_guarded(solver, problem, prior)
+    assert 1 <= solver.restarts <= MAX_RESTARTS and not solver.diverged
+    assert solver.params()["step"] == 6.0 / 2**solver.restarts
+    assert psnr(x, problem.x_true) > psnr(problem.op.init(problem.y), problem.x_true)
+    assert "warning" not in capsys.readouterr().err
 
 
 class RecordingMonitor(Monitor):
@@ -162,7 +192,7 @@ def test_monitor_logs_rows_and_stops_on_nan():
     assert [row["iteration"] for row in monitor.rows] == [2, 4]
     assert monitor.rows[-1]["psnr"] == pytest.approx(120.0)  # MSE clamped at 1e-12
     monitor.step_param = "solver.rho"
-    with pytest.raises(PnPError, match="diverged at iteration 5.*solver.rho"):
+    with pytest.raises(Diverged, match="diverged at iteration 5.*solver.rho"):
         monitor(5, torch.full_like(x_true, float("nan")))
     monitor.close()
 

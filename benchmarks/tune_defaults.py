@@ -1,0 +1,281 @@
+"""Choose the learned priors' defaults on a tuning split; check them on a validation split.
+
+    python benchmarks/tune_defaults.py check --prior red --task blur           # defaults, tuning split
+    python benchmarks/tune_defaults.py tune --prior red --task blur            # coordinate search
+    python benchmarks/tune_defaults.py check --prior red --task blur --split validation
+
+The **tuning split** is a fixed set of crops of the training images (``../shared/data/train``:
+four colour crops of CBSD432 and two gray crops of Train400, ``TUNING``); the **validation
+split** is the held-out test sets (Set5, Set12, Set3C under ``../shared/data/test``), never
+used to choose a value. Tasks (``TASKS``): deblurring with valid boundary (Levin kernels and
+a 25x25 Gaussian of width 1.6) at noise 2.55 / 7.65 / 12.75; noise-free bicubic
+super-resolution x2-x5 on sizes that are not multiples of the scale; inpainting, denoising
+and demosaicing at their config defaults.
+
+``tune`` searches one parameter at a time over its candidates (``SPACE``), the others held at
+their current best, at each preset point (noise level or scale) separately. A candidate must
+be robust first: the one with the fewest problems below the operator's baseline
+(observation, bicubic) wins, then the higher mean PSNR. Every evaluated candidate is
+appended to ``benchmarks/tuning/<prior>_<task>.jsonl`` (one row per problem: image, kernel,
+noise, scale, parameters, PSNR, baseline PSNR, observation hash), so a rerun skips what it
+has and the choice can be audited; ``--write`` puts the chosen values into
+``conf/prior/presets/<prior>.yaml``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from pnp.api import compose_config
+from pnp.benchmark import _border
+from pnp.io import load_image
+from pnp.presets import evaluate as rule_value, select
+from pnp.problem import Problem, make_problem, observation_hash
+from pnp.registry import PRIORS
+from pnp.runner import _plain, build_triple, quality, solve_problem
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+KERNELS = DATA / "kernels" / "levin"
+OUT = ROOT / "benchmarks" / "tuning"
+PRESETS = ROOT / "conf" / "prior" / "presets"
+
+# (file, top, left): crops of the training images, chosen by index, never by their results
+TUNING = {
+    "colour": [("train/cbsd432/100007.jpg", 60, 100), ("train/cbsd432/108004.jpg", 80, 160),
+               ("train/cbsd432/15011.jpg", 100, 200), ("train/cbsd432/41004.jpg", 120, 60)],
+    "gray": [("train/train400/test_050.png", 20, 20), ("train/train400/test_300.png", 40, 30)],
+}
+VALIDATION = {"colour": ["test/set5", "test/set3c"], "gray": ["test/set12"]}
+NOISES = (2.55, 7.65, 12.75)
+KERNELS_USED = [str(KERNELS / "levin_3.npy"), "gaussian"]  # a Levin kernel and the default Gaussian
+SCALES = (2, 3, 4, 5)
+
+# task -> list of (preset key, axis value, op overrides, noise sigma); crops per task: (H, W)
+TASKS = {
+    "blur": {"size": (96, 96), "preset": "blur", "axis": "noise",
+             "points": [(n, {"op": "blur", "op.boundary": "valid"}, n) for n in NOISES]},
+    "sr": {"size": (101, 113), "preset": "sr", "axis": "scale",
+           "points": [(s, {"op": "sr", "op.scale": s}, 0.0) for s in SCALES]},
+    "inpaint": {"size": (96, 96), "preset": "inpaint", "axis": "noise", "points": [(None, {"op": "inpaint"}, None)]},
+    "denoise": {"size": (96, 96), "preset": "denoise", "axis": "noise", "points": [(None, {"op": "denoise"}, None)]},
+    "demosaic": {"size": (96, 96), "preset": "demosaic", "axis": "noise", "points": [(None, {"op": "demosaic"}, None)]},
+}
+
+# prior -> task -> [(key, candidates as factors of the current value or absolute values)]
+SPACE = {
+    "daep": {"blur": [("gamma", ("x", 0.5, 1.0, 2.0)), ("sigma", ("x", 0.7, 1.0, 1.4))],
+             "sr": [("sigma", ("=", 25.0, 40.0, 55.0, 75.0))]},
+    "dmsp": {"blur": [("sigma", ("x", 0.8, 1.0, 1.25, 1.6))], "sr": [("sigma", ("=", 11.0, 20.0, 30.0, 45.0))]},
+    "red": {"blur": [("weight", ("x", 0.25, 0.5, 1.0, 2.0)), ("sigma", ("=", 8.0, 15.0, 25.0))],
+            "sr": [("sigma", ("=", 15.0, 30.0, 50.0))]},
+}
+
+
+def crops(split: str, size: tuple[int, int]) -> list[tuple[list[str], torch.Tensor]]:
+    """Batches (names, B x C x H x W images) of the split, colour and gray apart: the tuning crops
+    of ``size``; or the validation images centre-cropped to ``size`` (most of Set5 / Set12 / Set3C
+    is larger: a crop keeps each problem affordable on a CPU)."""
+    out = []
+    for kind in ("colour", "gray"):
+        names, images = [], []
+        items = TUNING[kind] if split == "tuning" else \
+            [(str(p.relative_to(DATA)), None, None) for folder in VALIDATION[kind]
+             for p in sorted((DATA / folder).iterdir())]
+        for path, top, left in items:
+            x = load_image(DATA / path)
+            h, w = x.shape[-2:]
+            if min(h, w) < max(size):
+                continue
+            top = (h - size[0]) // 2 if top is None else top
+            left = (w - size[1]) // 2 if left is None else left
+            names.append(f"{Path(path).parent.name}/{Path(path).stem}@{top},{left}")
+            images.append(x[..., top:top + size[0], left:left + size[1]])
+        if images:
+            out.append((names, torch.cat(images)))
+    return out
+
+
+def problems(task: str, split: str):
+    """(axis value, overrides, names, image batch) of every problem batch of the task."""
+    spec = TASKS[task]
+    batches = crops(split, spec["size"])
+    for value, op, noise in spec["points"]:
+        extra = {**op}
+        if noise is not None:
+            extra["noise"] = "none" if noise == 0 else "gaussian"
+            if noise:
+                extra["noise.sigma"] = noise
+        for kernel in (KERNELS_USED if task == "blur" else [None]):
+            over = {**extra, "op.kernel": kernel} if kernel else extra
+            for names, x in batches:
+                yield value, over, names, x
+
+
+def evaluate(prior: str, overrides: dict, x: torch.Tensor, precision: str) -> list[dict]:
+    """Restore a batch: per image its PSNR, the baseline's, the ring's, and the params used."""
+    args = {k: v for k, v in overrides.items() if k not in ("op", "noise")}
+    if prior not in ("tv",):
+        args["prior.denoiser.precision"] = precision
+    cfg = compose_config(overrides["op"], prior, None, overrides.get("noise"), args)
+    prior_obj, solver = build_triple(cfg)
+    op_cfg = _plain(cfg.op)
+    problem = make_problem(x, op_cfg, _plain(cfg.noise), seed=cfg.seed)
+    restored, metrics, _, extras = solve_problem(problem, prior_obj, solver, progress=False)
+    border = _border(cfg.metrics.border, op_cfg)
+    rows = []
+    for k in range(x.shape[0]):
+        single = Problem(y=problem.y[k:k + 1], op=problem.op, sigma=problem.sigma, x_true=problem.x_true[k:k + 1],
+                         seed=problem.seed)
+        q = quality(restored[k:k + 1], single, border, "rgb")
+        rows.append({"psnr": q["psnr"], "baseline": q["psnr_observed"], "psnr_border": q.get("psnr_border"),
+                     "seconds": metrics["seconds"] / x.shape[0], "restarts": metrics["restarts"],
+                     "params": metrics["params"], "observation_sha256": observation_hash(single.y)})
+    return rows
+
+
+def run_candidate(prior: str, task: str, split: str, point, values: dict, precision: str, log: Path,
+                  done: dict) -> list[dict]:
+    """Every problem of the task at ``point`` with the prior keys ``values``; rows appended to ``log``."""
+    rows = []
+    for value, overrides, names, x in problems(task, split):
+        if value != point:
+            continue
+        kernel = Path(overrides["op.kernel"]).stem if "op.kernel" in overrides else None
+        keys = [json.dumps([split, name, value, kernel, values], sort_keys=True) for name in names]
+        if all(k in done for k in keys):
+            rows += [done[k] for k in keys]
+            continue
+        full = {**overrides, **{f"prior.{k}": v for k, v in values.items()}}
+        results = evaluate(prior, full, x, precision)
+        with log.open("a") as f:
+            for key, name, result in zip(keys, names, results):
+                row = {"key": key, "split": split, "image": name, "kernel": kernel, "point": value,
+                       "values": values, **result}
+                f.write(json.dumps(row) + "\n")
+                done[key] = row
+                rows.append(row)
+        print(f"  {kernel or '':9s} {len(names)} images {values}: psnr "
+              + " ".join(f"{r['psnr']:.2f}/{r['baseline']:.2f}" for r in results)
+              + f" ({sum(r['seconds'] for r in results):.1f} s)", flush=True)
+    return rows
+
+
+def score(rows: list[dict]) -> tuple[int, float]:
+    """(problems below baseline, mean PSNR): fewer failures first, then the higher mean."""
+    below = sum(r["psnr"] < r["baseline"] for r in rows)
+    return below, sum(r["psnr"] for r in rows) / len(rows)
+
+
+def read_done(log: Path) -> dict:
+    done = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                done[row["key"]] = row
+            except (ValueError, KeyError):
+                continue
+    return done
+
+
+def current(prior: str, task: str, point) -> dict:
+    """The prior's current preset values at ``point`` (the start of the search)."""
+    cfg = compose_config(TASKS[task]["points"][0][1]["op"], prior)
+    preset = select(_plain(cfg.prior).get("presets"), TASKS[task]["preset"], prior, set(PRIORS.get(prior).auto_keys))
+    axis = TASKS[task]["axis"]
+    noise = point if axis == "noise" and point is not None else 0.0
+    scale = point if axis == "scale" else 1
+    return {k: round(rule_value(preset[k], noise, scale), 4) for k, _ in SPACE[prior][task] if k in preset}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("mode", choices=("check", "tune"))
+    ap.add_argument("--prior", required=True)
+    ap.add_argument("--task", required=True, choices=sorted(TASKS))
+    ap.add_argument("--split", default="tuning", choices=("tuning", "validation"))
+    ap.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    ap.add_argument("--set", action="append", default=[], help="KEY=VALUE prior override for check")
+    ap.add_argument("--write", action="store_true", help="write the chosen values into the presets file")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)  # two of these side by side use a 2-core machine best (measured: 2 threads under
+    # load ran a 96x96 network call 50x slower than one)
+    if args.mode == "tune" and args.split != "tuning":
+        print("error: tune runs on the tuning split only", file=sys.stderr)
+        return 2
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = OUT / f"{args.prior}_{args.task}.jsonl"
+    done = read_done(log)
+    points = [p for p, _, _ in TASKS[args.task]["points"]]
+    chosen = {}
+    for point in points:
+        print(f"{args.prior} {args.task} at {TASKS[args.task]['axis']}={point}", flush=True)
+        fixed = dict(kv.split("=", 1) for kv in args.set)
+        fixed = {k: float(v) if v.replace(".", "", 1).isdigit() else v for k, v in fixed.items()}
+        if args.mode == "check" or args.prior not in SPACE:
+            rows = run_candidate(args.prior, args.task, args.split, point, fixed, args.precision, log, done)
+            below, mean = score(rows)
+            base = sum(r["baseline"] for r in rows) / len(rows)
+            print(f"= {args.prior} {args.task} {point}: mean {mean:.2f} dB (baseline {base:.2f}), "
+                  f"{below} of {len(rows)} below baseline, worst margin "
+                  f"{min(r['psnr'] - r['baseline'] for r in rows):+.2f}", flush=True)
+            continue
+        best = current(args.prior, args.task, point)
+        for key, (kind, *cands) in SPACE[args.prior][args.task]:
+            start = best.get(key)
+            options = [round(start * c, 4) for c in cands] if kind == "x" else list(cands)
+            results = []
+            for value in options:
+                rows = run_candidate(args.prior, args.task, "tuning", point, {**best, key: value}, args.precision,
+                                     log, done)
+                results.append((score(rows), value))
+            (below, mean), value = min(results, key=lambda r: (r[0][0], -r[0][1]))
+            print(f"= {key}: " + ", ".join(f"{v}: {m:.2f} dB ({b} below)" for (b, m), v in results)
+                  + f" -> {value}", flush=True)
+            best[key] = value
+        chosen[point] = best
+    if args.mode == "tune":
+        print(json.dumps({"prior": args.prior, "task": args.task, "chosen": {str(k): v for k, v in chosen.items()}}))
+        if args.write:
+            write_presets(args.prior, args.task, chosen)
+    return 0
+
+
+def write_presets(prior: str, task: str, chosen: dict) -> None:
+    """Put the chosen values, tabled over the task's axis, into conf/prior/presets/<prior>.yaml
+    (the other entries are kept)."""
+    path = PRESETS / f"{prior}.yaml"
+    lines = path.read_text().splitlines()
+    header = [l for l in lines if l.startswith("#")]
+    data = yaml.safe_load(path.read_text()) or {}
+    spec = TASKS[task]
+    entry = dict(data.get(spec["preset"]) or {})
+    points = sorted(chosen)
+    for key in {k for v in chosen.values() for k in v}:
+        values = [chosen[p][key] for p in points]
+        if spec["axis"] == "scale":
+            old = entry.get(key)
+            rows = [values]
+            noise = [0.0]
+            if isinstance(old, dict) and "noise" in old and "scale" in old:
+                noise = list(old["noise"])
+                rows = [values] + [list(r) for r in old["value"][1:]]
+            entry[key] = {"noise": noise, "scale": points, "value": rows} if len(noise) > 1 else \
+                {"scale": points, "value": values}
+        else:
+            entry[key] = {"noise": points, "value": values} if len(points) > 1 else values[0]
+    data[spec["preset"]] = entry
+    body = yaml.safe_dump(data, default_flow_style=None, sort_keys=False, width=120)
+    path.write_text("\n".join(header) + "\n" + body)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
