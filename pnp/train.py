@@ -28,8 +28,8 @@ Training (``mode=train``, config ``pnp/conf/train.yaml``):
   steps, then cosine decay
   ``lr_min + (lr - lr_min) (1 + cos(pi t)) / 2``, ``t = (k - warmup) / (steps - warmup)``.
   The schedule is a pure function of the step, so its state is the step itself.
-* dead units: Adam at lr 1e-3 silenced 35-60% of the hidden ReLU channels of the gray model
-  shipped in session 7 (they never fire on any input, so they never learn again).
+* dead units: Adam at lr 1e-3 silenced 35-60% of the hidden ReLU channels of an earlier gray
+  model (they never fire on any input, so they never learn again).
   ``revive_every: N`` re-initialises, every N steps of the first ``revive_until`` of the
   run, the channels that never fire on a fixed probe batch (ReDo, Sokar et al. 2023), with
   D unchanged; ``init`` starts a run from trained weights. The count of dead channels is
@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import json
 import math
 import os
@@ -78,7 +79,7 @@ LOG_NAME = "train_log.csv"
 LOG_FIELDS = ["step", "loss", "lr", "sec_per_step", "val_psnr", "val_detail"]
 RESUME_KEYS = ["seed", "precision", "model", "data", "patch", "batch", "sigma_range", "p_high", "sigma_high",
                "loss_sigma_ref", "loss_balance", "steps", "lr", "lr_min", "warmup", "clip_grad", "threads", "revive_every",
-               "revive_until"]
+               "revive_until", "device", "sampler"]
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -117,6 +118,51 @@ def load_folder(folder, min_size: int = 1) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
+def holdout_names(cfg, folder) -> set[str]:
+    """File names of ``folder`` (one of ``data.dirs``) held out of training: ``data.holdout``
+    maps a folder's name to its held-out files, the validation split."""
+    table = cfg.data.get("holdout") or {}
+    return set(table.get(Path(str(folder)).name) or [])
+
+
+def split_images(images, held: set[str], folder=None):
+    """Split (name, image) pairs into those not in ``held`` and those in it; every held-out
+    name must exist."""
+    names = {n for n, _ in images}
+    missing = sorted(held - names)
+    if missing:
+        raise PnPError(f"held-out image {missing[0]} (data.holdout) is not in {folder}; "
+                       f"{len(missing)} of {len(held)} missing")
+    return [(n, im) for n, im in images if n not in held], [(n, im) for n, im in images if n in held]
+
+
+def training_images(cfg, min_size: int = 1):
+    """({folder name: [(name, image)] trained on}, {folder name: [(name, image)] held out})
+    over ``data.dirs``."""
+    train, held = {}, {}
+    for d in cfg.data.dirs:
+        key = Path(str(d)).name
+        if key in train:
+            raise PnPError(f"data.dirs has two folders named {key}; data.holdout could not tell them apart")
+        train[key], held[key] = split_images(load_folder(d, min_size), holdout_names(cfg, d), d)
+    return train, held
+
+
+def image_digest(img: torch.Tensor) -> str:
+    return hashlib.sha1(str(tuple(img.shape)).encode() + img.contiguous().numpy().tobytes()).hexdigest()
+
+
+def check_no_overlap(train: dict, val: dict) -> None:
+    """Refuse a validation split that shares an image (same pixels) with the training images."""
+    seen = {image_digest(im): f"{k}/{n}" for k, pairs in train.items() for n, im in pairs}
+    both = [(f"{k}/{n}", seen[h]) for k, pairs in val.items() for n, im in pairs
+            if (h := image_digest(im)) in seen]
+    if both:
+        raise PnPError(f"the validation split overlaps the training images: {len(both)} image(s), e.g. "
+                       f"{both[0][0]} is training image {both[0][1]}; hold it out (data.holdout) or "
+                       "validate on other images")
+
+
 def to_channels(img: torch.Tensor, channels: int) -> torch.Tensor:
     """uint8 C x H x W image as ``channels`` (1 or 3) channels: colour to gray by the ITU-R
     BT.601 luma 0.299 R + 0.587 G + 0.114 B (as PIL's "L"); gray to colour is replication
@@ -145,20 +191,66 @@ def sample_batch(images: list[torch.Tensor], g: torch.Generator, batch: int, pat
 
 def sample_noise(g: torch.Generator, shape, gray: torch.Tensor) -> torch.Tensor:
     """N(0, I) noise of ``shape`` (B x C x p x p), channel-identical where ``gray``."""
-    n = torch.randn(shape, generator=g)
+    n = torch.randn(shape, generator=g, device=g.device)
     return torch.where(gray.view(-1, 1, 1, 1), n[:, :1].expand_as(n), n)
 
 
 def sample_sigmas(g: torch.Generator, n: int, cfg) -> torch.Tensor:
     """Per-sample noise levels on the [0,1] scale (see module docstring)."""
     lo, hi = cfg.sigma_range
-    u, v, coin = torch.rand(n, generator=g), torch.rand(n, generator=g), torch.rand(n, generator=g)
+    u, v, coin = (torch.rand(n, generator=g, device=g.device) for _ in range(3))
     s = lo + (hi - lo) * u
     if cfg.p_high > 0:
         hlo, hhi = cfg.sigma_high
         s_high = torch.exp(math.log(hlo) + (math.log(hhi) - math.log(hlo)) * v)
         s = torch.where(coin < cfg.p_high, s_high, s)
     return s / 255
+
+
+class PatchStore:
+    """All training images in one flat uint8 buffer on ``device``, cut into batches by a single
+    gather (``sampler: gather``, the default on CUDA): the patch positions, the D4 transforms and
+    the channel replication of gray images are index arithmetic, so a batch of any size costs a
+    handful of kernels and never leaves the device. Same distribution as ``sample_batch`` (image
+    uniform, position uniform, one of the 8 flips/rotations), other random numbers."""
+
+    def __init__(self, images: list[torch.Tensor], channels: int, patch: int, device="cpu"):
+        self.device, self.channels, self.patch = torch.device(device), channels, patch
+        sizes = [im.numel() for im in images]
+        self.buf = torch.cat([im.reshape(-1) for im in images]).to(self.device)
+        off = torch.tensor([0] + sizes[:-1]).cumsum(0)
+        self.off = off.to(self.device)
+        self.c = torch.tensor([im.shape[0] for im in images], device=self.device)
+        self.h = torch.tensor([im.shape[1] for im in images], device=self.device)
+        self.w = torch.tensor([im.shape[2] for im in images], device=self.device)
+        # the 8 transforms as maps output (i, j) -> source position i' * p + j' in the patch,
+        # made by the very operations sample_batch applies (rot90 k times, then flip if t >= 4)
+        grid = torch.arange(patch * patch).view(1, patch, patch)
+        maps = [torch.rot90(grid, t % 4, (1, 2)) for t in range(8)]
+        self.maps = torch.stack([m.flip(2) if t >= 4 else m for t, m in enumerate(maps)])[:, 0].to(self.device)
+
+    def cut(self, idx: torch.Tensor, top: torch.Tensor, left: torch.Tensor, t: torch.Tensor):
+        """Patches of images ``idx`` at (``top``, ``left``) under transforms ``t`` (B,), as float
+        [0, 1] B x channels x p x p, and the (B,) mask of gray images."""
+        p, cs = self.patch, torch.arange(self.channels, device=self.device)
+        w, c = self.w[idx], self.c[idx]
+        src = self.maps[t]                                            # B x p x p
+        sy, sx = src // p, src % p
+        chan = torch.where(c.view(-1, 1) == 1, 0, cs.view(1, -1))    # B x channels: gray replicated
+        plane = self.off[idx].view(-1, 1) + chan * (self.h[idx] * w).view(-1, 1)
+        pos = (top.view(-1, 1, 1) + sy) * w.view(-1, 1, 1) + left.view(-1, 1, 1) + sx
+        flat = plane.view(-1, self.channels, 1, 1) + pos.unsqueeze(1)
+        return self.buf[flat].float().div_(255), c == 1
+
+    def sample(self, g: torch.Generator, batch: int):
+        """``batch`` random patches drawn with ``g`` (a generator on the store's device)."""
+        dev, p = self.device, self.patch
+        idx = torch.randint(len(self.off), (batch,), generator=g, device=dev)
+        u = torch.rand(2, batch, generator=g, device=dev, dtype=torch.float64)
+        top = (u[0] * (self.h[idx] - p + 1)).long()
+        left = (u[1] * (self.w[idx] - p + 1)).long()
+        t = torch.randint(8, (batch,), generator=g, device=dev)
+        return self.cut(idx, top, left, t)
 
 
 def probe_batch(images, cfg, channels: int, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,6 +289,15 @@ def check_config(cfg) -> None:
         raise PnPError(f"precision={cfg.precision} must be fp32 or bf16")
     if cfg.get("loss_balance") is not None and not float(cfg.loss_balance) > 0:
         raise PnPError(f"loss_balance={cfg.loss_balance} must be a positive sigma (0-255) or null")
+    dev = str(cfg.get("device") or "cpu")
+    if dev.split(":")[0] not in ("cpu", "cuda"):
+        raise PnPError(f"device={dev} must be cpu or cuda (cuda:N)")
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise PnPError(f"device={dev}: no CUDA device is available; use device=cpu")
+    if cfg.get("sampler", "auto") not in ("auto", "loop", "gather"):
+        raise PnPError(f"sampler={cfg.sampler} must be auto, loop or gather")
+    if cfg.get("time_limit") is not None and not float(cfg.time_limit) > 0:
+        raise PnPError(f"time_limit={cfg.time_limit} must be a positive number of seconds or null")
 
 
 def loss_weight(sig: torch.Tensor, cfg) -> torch.Tensor:
@@ -296,7 +397,7 @@ def revive_dead_units(model: FFDNet, noisy: torch.Tensor, sig: torch.Tensor,
 
 
 def contiguous_fp32(sd: dict) -> dict:
-    return {k: v.detach().float().contiguous().clone() for k, v in sd.items()}
+    return {k: v.detach().float().cpu().contiguous().clone() for k, v in sd.items()}
 
 
 def inference_state(model: FFDNet) -> dict:
@@ -305,14 +406,14 @@ def inference_state(model: FFDNet) -> dict:
 
 
 # ------------------------------------------------------------------------ validation
-def make_val_set(dirs, crop: int, sigma: float, seed: int,
+def make_val_set(folders: dict, crop: int, sigma: float, seed: int,
                  channels: int = 3) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """{folder name: [(clean, noisy)]} with centre crops and fixed noise (0-255 sigma); colour
-    images become gray for a gray model (``channels`` = 1)."""
+    """{folder name: [(clean, noisy)]} for {folder name: [(file name, image)]}, with centre crops
+    and fixed noise (0-255 sigma); colour images become gray for a gray model (``channels`` = 1)."""
     sets = {}
-    for j, d in enumerate(dirs):
+    for j, (key, images) in enumerate(folders.items()):
         pairs = []
-        for i, (_, im) in enumerate(load_folder(d)):
+        for i, (_, im) in enumerate(images):
             im = to_channels(im, channels)
             h, w = im.shape[1:]
             ch, cw = min(crop, h), min(crop, w)
@@ -320,15 +421,25 @@ def make_val_set(dirs, crop: int, sigma: float, seed: int,
             x = im[None, :, top : top + ch, left : left + cw].float() / 255
             g = torch.Generator().manual_seed(seed + 1000 * j + i)
             pairs.append((x, x + sigma / 255 * torch.randn(x.shape, generator=g)))
-        sets[Path(str(d)).name] = pairs
+        sets[key] = pairs
     return sets
+
+
+def val_folders(cfg, held: dict) -> dict:
+    """{name: [(file name, image)]}: the folders of ``val.dirs``, then, with ``val.holdout``, the
+    held-out images of each of ``data.dirs`` as ``<folder>-holdout``."""
+    out = {Path(str(d)).name: load_folder(d) for d in cfg.val.dirs or []}
+    if cfg.val.get("holdout", False):
+        out.update({f"{k}-holdout": v for k, v in held.items() if v})
+    return out
 
 
 @torch.no_grad()
 def validate(model: FFDNet, sets, sigma: float) -> dict[str, float]:
-    """Mean PSNR per folder, evaluated in fp32 on a copy of the model."""
+    """Mean PSNR per folder, evaluated in fp32 on a copy of the model (on its device)."""
     net = model.fused().set_precision("fp32").eval()
-    return {name: sum(psnr(net(y, sigma / 255), x) for x, y in pairs) / len(pairs)
+    dev = next(net.parameters()).device
+    return {name: sum(psnr(net(y.to(dev), sigma / 255), x.to(dev)) for x, y in pairs) / len(pairs)
             for name, pairs in sets.items()}
 
 
@@ -369,12 +480,25 @@ def train(cfg: DictConfig) -> FFDNet:
             "norm": bool(cfg.model.get("norm", False))}
 
     c = arch["channels"]
-    images = [to_channels(im, c) for d in cfg.data.dirs for _, im in load_folder(d, min_size=int(cfg.patch))]
-    val_sets = (make_val_set(cfg.val.dirs, int(cfg.val.crop), float(cfg.val.sigma), int(cfg.val.seed), c)
-                if cfg.val_every > 0 else {})
+    train_sets, held = training_images(cfg, min_size=int(cfg.patch))
+    images = [to_channels(im, c) for pairs in train_sets.values() for _, im in pairs]
+    if not images:
+        raise PnPError("every image of data.dirs is held out (data.holdout); nothing to train on")
+    val_sets = {}
+    if cfg.val_every > 0:
+        folders = val_folders(cfg, held)
+        check_no_overlap(train_sets, folders)
+        val_sets = make_val_set(folders, int(cfg.val.crop), float(cfg.val.sigma), int(cfg.val.seed), c)
 
+    device = torch.device(str(cfg.get("device") or "cpu"))
+    sampler = cfg.get("sampler", "auto")
+    store = None
+    if sampler == "gather" or (sampler == "auto" and device.type == "cuda"):
+        store = PatchStore(images, c, int(cfg.patch), device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(int(cfg.seed))
-    model = FFDNet(arch["depth"], arch["width"], c, precision=cfg.precision, norm=arch["norm"])
+    model = FFDNet(arch["depth"], arch["width"], c, precision=cfg.precision, norm=arch["norm"]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best, best_step, best_model = 0, -math.inf, -1, None
     if cfg.resume and ckpt_path.exists():
@@ -392,16 +516,21 @@ def train(cfg: DictConfig) -> FFDNet:
         old = ck.get("config") or {}
         now = OmegaConf.to_container(cfg, resolve=True)
         changed = [k for k in RESUME_KEYS if k in old and old[k] != now.get(k)]
+        if cfg.get("time_limit") and "steps" in old:  # the length fitted to the time limit at the start
+            cfg.steps = old["steps"]
+            changed = [k for k in changed if k != "steps"]
         if changed:  # allowed (e.g. a longer run), but then not bit-identical to one run
             print(f"warning: resuming with changed settings {changed}", flush=True)
         print(f"resumed from {ckpt_path} at step {step} (best val PSNR {best:.2f} dB)", flush=True)
     elif cfg.get("init"):
         init_weights(model, Path(str(cfg.init)))
         print(f"initialised from {cfg.init} (fresh optimiser and schedule)", flush=True)
-    probe = probe_batch(images, cfg, c)  # fixed noisy patches: dead-unit counts and revival
+    probe = tuple(t.to(device) for t in probe_batch(images, cfg, c))  # fixed noisy patches: dead units, revival
     revive_every = int(cfg.get("revive_every") or 0)
-    print(f"training {arch} on {len(images)} images, {sum(p.numel() for p in model.parameters())} params, "
-          f"steps {step} -> {cfg.steps}, out_dir {out_dir}", flush=True)
+    n_held = sum(len(v) for v in held.values())
+    print(f"training {arch} on {len(images)} images ({n_held} held out), "
+          f"{sum(p.numel() for p in model.parameters())} params, steps {step} -> {cfg.steps}, "
+          f"device {device}, sampler {'gather' if store is not None else 'loop'}, out_dir {out_dir}", flush=True)
 
     def checkpoint():
         save_atomic({"arch": arch, "model": contiguous_fp32(model.state_dict()), "optimizer": opt.state_dict(),
@@ -415,10 +544,22 @@ def train(cfg: DictConfig) -> FFDNet:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     stop_at = int(cfg.steps if cfg.get("stop_at") is None else min(cfg.stop_at, cfg.steps))
+    # time_limit: stop (and checkpoint) after that many seconds of training; a fresh run first
+    # measures its speed over steps [calibrate / 4, calibrate) and shortens `steps` to what fits
+    # (95%), so the cosine schedule ends in time. Steps are not bit-exact on CUDA anyway.
+    time_limit = cfg.get("time_limit")
+    calibrate = int(cfg.get("time_calibrate") or 200) if time_limit and step == 0 else 0
+    t_cal, timed_out = None, False
+    on_cpu = device.type == "cpu"
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     from tqdm import tqdm
     bar = tqdm(total=int(cfg.steps), initial=step, disable=not sys.stderr.isatty(), dynamic_ncols=True)
     loss_sum, n_loss, t0 = 0.0, 0, time.perf_counter()
+    deadline = t0 + float(time_limit) if time_limit else None
     try:
         model.train()
         while step < stop_at and not stop["flag"]:
@@ -427,15 +568,20 @@ def train(cfg: DictConfig) -> FFDNet:
                 counts = revive_dead_units(model, *probe, opt)
                 if any(counts):
                     print(f"step {step}: revived dead ReLU channels per layer {counts}", flush=True)
-            g = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
-            clean, gray = sample_batch(images, g, int(cfg.batch), int(cfg.patch), c)
+            if store is not None:
+                g = torch.Generator(device=device).manual_seed(int(cfg.seed) * 1_000_003 + step)
+                clean, gray = store.sample(g, int(cfg.batch))
+            else:
+                g = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
+                clean, gray = sample_batch(images, g, int(cfg.batch), int(cfg.patch), c)
             sig = sample_sigmas(g, clean.shape[0], cfg)
             noisy = clean + sig.view(-1, 1, 1, 1) * sample_noise(g, clean.shape, gray)
+            clean, noisy, sig = clean.to(device), noisy.to(device), sig.to(device)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, cfg)
             err = (model(noisy, sig) - clean).square().mean(dim=(1, 2, 3))
             loss = (loss_weight(sig, cfg) * err).mean()
-            if not math.isfinite(loss.item()):
+            if on_cpu and not math.isfinite(loss.item()):
                 raise PnPError(f"loss became {loss.item()} at step {step}; lower lr= (last good checkpoint kept)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -443,10 +589,32 @@ def train(cfg: DictConfig) -> FFDNet:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.clip_grad))
             opt.step()
             step += 1
-            loss_sum, n_loss = loss_sum + loss.item(), n_loss + 1
+            # on CUDA the loss is read (a synchronisation) only where it is logged or checkpointed
+            loss_sum, n_loss = loss_sum + (loss.item() if on_cpu else loss.detach().double()), n_loss + 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.2e}")
+            if not bar.disable:
+                bar.set_postfix(loss=f"{loss.item():.2e}")
+            if calibrate and step == max(1, calibrate // 4):
+                sync()
+                t_cal = time.perf_counter()
+            elif calibrate and step == calibrate and t_cal is not None:
+                sync()
+                now = time.perf_counter()
+                fits = step + int(0.95 * (deadline - now) * (step - max(1, calibrate // 4)) / max(now - t_cal, 1e-9))
+                if fits < cfg.steps:
+                    cfg.steps = max(step, fits)
+                    stop_at = min(stop_at, int(cfg.steps))
+                print(f"step {step}: {(now - t_cal) / (step - max(1, calibrate // 4)):.4f} s/step; "
+                      f"{cfg.steps} steps fit the time limit of {time_limit} s", flush=True)
+            if deadline is not None and step < stop_at and time.perf_counter() >= deadline:
+                stop["flag"] = timed_out = True
+            due_ckpt = step % cfg.checkpoint_every == 0 or step == stop_at or stop["flag"]
             row = None
+            if not on_cpu and (step % cfg.log_every == 0 or step == stop_at or due_ckpt):
+                total = float(loss_sum)  # one synchronisation
+                loss_sum = total
+                if not math.isfinite(total):
+                    raise PnPError(f"loss became {total} before step {step}; lower lr= (last good checkpoint kept)")
             if step % cfg.log_every == 0 or step == stop_at:
                 dt = (time.perf_counter() - t0) / n_loss
                 row = {"step": step, "loss": f"{loss_sum / n_loss:.4e}", "lr": f"{lr_at(step - 1, cfg):.3e}",
@@ -454,7 +622,7 @@ def train(cfg: DictConfig) -> FFDNet:
                 if bar.disable:
                     print(f"step {step}/{cfg.steps} loss {row['loss']} lr {row['lr']} {dt:.3f} s/step", flush=True)
                 loss_sum, n_loss = 0.0, 0
-            if val_sets and (step % cfg.val_every == 0 or step == cfg.steps):
+            if val_sets and (step % cfg.val_every == 0 or step == cfg.steps or timed_out):
                 res = validate(model, val_sets, float(cfg.val.sigma))
                 mean = sum(res.values()) / len(res)
                 if mean > best:
@@ -467,7 +635,7 @@ def train(cfg: DictConfig) -> FFDNet:
                 bar.write(msg) if not bar.disable else print(msg, flush=True)
             if row:
                 append_log(log_path, row)
-            if step % cfg.checkpoint_every == 0 or step == stop_at or stop["flag"]:
+            if due_ckpt:
                 checkpoint()
             if row is not None:
                 t0 = time.perf_counter()
@@ -475,7 +643,10 @@ def train(cfg: DictConfig) -> FFDNet:
         bar.close()
         for s, h in old.items():
             signal.signal(s, h)
-    if stop["flag"]:
+    if timed_out:
+        print(f"time limit of {time_limit} s reached: checkpoint saved at step {step} of {cfg.steps} "
+              f"in {ckpt_path}", flush=True)
+    elif stop["flag"]:
         print(f"interrupted: checkpoint saved at step {step} in {ckpt_path}", flush=True)
     elif step >= cfg.steps:
         print(f"done: step {step}, best val PSNR {best:.3f} dB at step {best_step}; checkpoint {ckpt_path}", flush=True)
@@ -493,13 +664,29 @@ def default_weights(cfg) -> Path | None:
     raise PnPError(f"no weights: neither {SHIPPED_WEIGHTS} nor {ck} exists; pass eval.weights=PATH")
 
 
+def eval_images(cfg) -> list:
+    """The images of ``eval.images``: a folder, or ``holdout:NAME``, the held-out images
+    (``data.holdout``) of the folder NAME of ``data.dirs``."""
+    spec = str(cfg.eval.images)
+    if not spec.startswith("holdout:"):
+        return load_folder(spec)
+    name = spec.split(":", 1)[1]
+    dirs = [d for d in cfg.data.dirs if Path(str(d)).name == name]
+    if not dirs:
+        raise PnPError(f"eval.images={spec}: no folder named {name} in data.dirs")
+    held = holdout_names(cfg, dirs[0])
+    if not held:
+        raise PnPError(f"eval.images={spec}: data.holdout holds out no image of {name}")
+    return split_images(load_folder(dirs[0]), held, dirs[0])[1]
+
+
 @torch.no_grad()
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Mean PSNR (dB) per sigma over eval.images; writes eval.json in the run dir."""
     torch.set_num_threads(int(cfg.threads))
     weights = Path(str(cfg.eval.weights)) if cfg.eval.weights else default_weights(cfg)
     net = load_denoiser(weights, precision=cfg.eval.precision)
-    imgs = load_folder(cfg.eval.images)
+    imgs = eval_images(cfg)
     sigmas = list(cfg.eval.sigmas)
     if not sigmas or any(float(s) < 0 for s in sigmas):
         raise PnPError(f"eval.sigmas={sigmas} must be a non-empty list of non-negative numbers (0-255)")

@@ -14,14 +14,14 @@ from PIL import Image
 
 from pnp.errors import PnPError
 from pnp.models import FFDNet, load_denoiser
-from pnp.train import (CKPT_NAME, dead_units, export, loss_weight, revive_dead_units, sample_batch, sample_noise,
-                       to_channels, train)
+from pnp.train import (CKPT_NAME, PatchStore, dead_units, eval_images, export, loss_weight, revive_dead_units,
+                       sample_batch, sample_noise, to_channels, train)
 
 
-def write_images(folder: Path, n=4, size=(40, 36)):
+def write_images(folder: Path, n=4, size=(40, 36), seed=0):
     """Smooth synthetic images, half colour, half gray."""
     folder.mkdir(parents=True, exist_ok=True)
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
     for i in range(n):
         c = 3 if i % 2 == 0 else 1
         x = torch.nn.functional.interpolate(torch.rand(1, c, 6, 6, generator=g), size=size[::-1], mode="bilinear")
@@ -32,9 +32,10 @@ def write_images(folder: Path, n=4, size=(40, 36)):
 
 def config(tmp_path, **over):
     data = write_images(tmp_path / "data")
+    val = write_images(tmp_path / "val", n=2, seed=1)
     with initialize_config_module("pnp.conf", version_base=None):
         cfg = compose("train", overrides=[
-            f"data.dirs=[{data}]", f"val.dirs=[{data}]", "val.crop=24", "model.depth=3", "model.width=8",
+            f"data.dirs=[{data}]", f"val.dirs=[{val}]", "val.crop=24", "model.depth=3", "model.width=8",
             "patch=16", "batch=4", "steps=6", "warmup=2", "log_every=2", "val_every=3", "checkpoint_every=100",
             f"out_dir={tmp_path / 'run'}"])
     return OmegaConf.merge(cfg, over)
@@ -213,3 +214,59 @@ def test_eval_writes_json(tmp_path):
     assert "sigma 15:" in r.stdout
     r = run_cli(tmp_path, "mode=eval", f"eval.images={data}", f"eval.weights={tmp_path / 'nope.pt'}")
     assert_clean_error(r, "weights file not found")
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_gather_sampler_cuts_the_patches_sample_batch_cuts(channels):
+    """PatchStore (the sampler of CUDA training) against plain slicing, rot90 and flip, with gray
+    images replicated for the colour model."""
+    g = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (3, 21, 17), dtype=torch.uint8, generator=g),
+              torch.randint(0, 256, (1, 12, 30), dtype=torch.uint8, generator=g)]
+    images = [to_channels(im, channels) for im in images]
+    store = PatchStore(images, channels, 8)
+    idx, top, left = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1]), torch.tensor([0, 4, 13, 2, 5, 0, 7, 1]), \
+        torch.tensor([9, 22, 0, 11, 3, 7, 2, 20])
+    t = torch.arange(8)
+    got, gray = store.cut(idx, top, left, t)
+    for b in range(8):
+        img = images[int(idx[b])]
+        x = img[:, top[b]:top[b] + 8, left[b]:left[b] + 8].expand(channels, -1, -1)
+        x = torch.rot90(x, int(t[b]) % 4, (1, 2))
+        x = x.flip(2) if t[b] >= 4 else x
+        assert torch.equal(got[b], x.float() / 255)
+        assert bool(gray[b]) == (img.shape[0] == 1)
+    clean, gray = store.sample(torch.Generator().manual_seed(1), 64)
+    assert clean.shape == (64, channels, 8, 8) and 0 <= clean.min() and clean.max() <= 1 and gray.any()
+
+
+def test_time_limited_run_on_the_gather_sampler(tmp_path):
+    """The CUDA training path on CPU: gather sampler, steps fitted to the time limit, stop at it."""
+    cfg = config(tmp_path, sampler="gather", time_limit=1.0, time_calibrate=8, steps=10**6, warmup=2,
+                 val_every=10**6, log_every=10**6)
+    train(cfg)
+    ck = torch.load(tmp_path / "run" / CKPT_NAME, weights_only=True)
+    assert 8 <= ck["config"]["steps"] < 10**6 and ck["step"] <= ck["config"]["steps"]
+    assert ck["best_psnr"] > 0  # validated at the end
+
+
+def test_holdout_is_never_trained_on_and_overlap_is_refused(tmp_path):
+    data = write_images(tmp_path / "data", n=6)
+    cfg = config(tmp_path, data={"dirs": [str(data)], "holdout": {"data": ["im1.png", "im4.png"]}},
+                 val={"holdout": True}, steps=1, val_every=1)
+    train(cfg)
+    log = (tmp_path / "run" / "train_log.csv").read_text()
+    assert "data-holdout=" in log and "val=" in log
+    cfg.eval.images = "holdout:data"
+    assert [n for n, _ in eval_images(cfg)] == ["im1.png", "im4.png"]
+    with pytest.raises(PnPError, match="overlaps the training images"):
+        train(OmegaConf.merge(cfg, {"val": {"dirs": [str(data)]}, "out_dir": str(tmp_path / "b")}))
+    with pytest.raises(PnPError, match="im9.png"):
+        train(OmegaConf.merge(cfg, {"data": {"holdout": {"data": ["im9.png"]}}, "out_dir": str(tmp_path / "c")}))
+
+
+def test_overlapping_validation_split_exits_with_one_line(tmp_path):
+    data = write_images(tmp_path / "data")
+    r = run_cli(tmp_path, "model.depth=3", "model.width=8", "steps=1", "batch=2", "patch=16", "val_every=1",
+                f"data.dirs=[{data}]", f"val.dirs=[{data}]", f"out_dir={tmp_path / 'run'}")
+    assert_clean_error(r, "the validation split overlaps the training images")
