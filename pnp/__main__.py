@@ -116,6 +116,8 @@ def main() -> None:
         check_plugins(argv)
         check_keys(argv)  # a misspelled key, with the closest valid one
         check_run_dir(argv)
+        if not {"--help", "-h", "--hydra-help", "--info", "-i"} & set(argv):
+            import pnp.runner  # noqa: F401 - the heavy imports (torch, deepinv) before a run folder exists
         hydra.main(config_path="pkg://pnp.conf", config_name="config", version_base=None)(_task)()
     except PnPError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -26,6 +26,13 @@ from PIL import Image, UnidentifiedImageError
 from pnp.errors import PnPError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+MODES_16 = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # 16/32-bit integer gray
+MODES_GRAY = ("1", "L", "LA")
+MODES_COLOUR = ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+def _unsupported(mode: str, path) -> str:
+    return f"unsupported image mode '{mode}' in {path}; use 8/16-bit gray or RGB"
 
 
 def default_image() -> Path:
@@ -59,8 +66,10 @@ def unreadable_reason(path: Path) -> str | None:
     PIL's ``verify`` (PNG chunk checksums, truncation) and, for JPEG, the end-of-image marker."""
     try:
         with Image.open(path) as im:
-            fmt = im.format
+            fmt, mode = im.format, im.mode
             im.verify()
+        if mode not in MODES_16 + MODES_GRAY + MODES_COLOUR:
+            return f"unsupported image mode '{mode}'"
         if fmt == "JPEG":
             with open(path, "rb") as f:
                 f.seek(max(0, path.stat().st_size - 1024))
@@ -107,15 +116,15 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
         with Image.open(path) as im:
             im.load()
             mode = im.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+            if mode in MODES_16:
                 arr = np.asarray(im, dtype=np.float64)
                 arr = arr / (65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0)
-            elif mode in ("1", "L", "LA"):
+            elif mode in MODES_GRAY:
                 arr = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
-            elif mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+            elif mode in MODES_COLOUR:
                 arr = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
             else:
-                raise PnPError(f"unsupported image mode '{mode}' in {path}; use 8/16-bit gray or RGB")
+                raise PnPError(_unsupported(mode, path))
     except FileNotFoundError:
         raise PnPError(f"image not found: {path}") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
@@ -123,6 +132,22 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(arr)).float()
     t = t[None, None] if t.dim() == 2 else t.permute(2, 0, 1)[None]
     return t.clamp(0, 1)
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) from the file header, with the errors of ``load_image`` (missing, unreadable,
+    unsupported mode) but without decoding the pixels."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            mode, (w, h) = im.mode, im.size
+    except FileNotFoundError:
+        raise PnPError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise PnPError(f"cannot read image {path}: {err}") from None
+    if mode not in MODES_16 + MODES_GRAY + MODES_COLOUR:
+        raise PnPError(_unsupported(mode, path))
+    return h, w
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

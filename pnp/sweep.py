@@ -177,31 +177,33 @@ def _run_job(cfg, outdir: Path) -> float | None:
     return objective(result)
 
 
+_sweep_lock = None  # the lock on the sweep folder of the multirun running in this process
+
+
+def _release_sweep_lock() -> None:
+    global _sweep_lock
+    lock, _sweep_lock = _sweep_lock, None
+    if lock is not None:
+        lock.__exit__(None, None, None)
+
+
 class ReportCallback(Callback):
     """Lock the sweep folder while a multirun writes into it (a second sweep into the same folder
     is refused with one line naming the running process); at the end, release it and summarise
     the sweep folder (``python -m pnp.report``)."""
 
-    def __init__(self) -> None:
-        self._lock = None
-
     def on_multirun_start(self, config, **kwargs) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        lock = folder_lock(sweep_dir, "sweep folder")
+        global _sweep_lock
+        lock = folder_lock(Path(str(config.hydra.sweep.dir)), "sweep folder")
         try:
             lock.__enter__()
         except FolderInUse as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
-        self._lock = lock
+        _sweep_lock = lock  # held by this process, not by the callback (launchers pickle callbacks)
         import atexit
 
-        atexit.register(self._release)  # also when the sweep stops on an error or Ctrl-C
-
-    def _release(self) -> None:
-        lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.__exit__(None, None, None)
+        atexit.register(_release_sweep_lock)  # also when the sweep stops on an error or Ctrl-C
 
     def on_multirun_end(self, config, **kwargs) -> None:
         from pnp.report import write_report
@@ -213,7 +215,7 @@ class ReportCallback(Callback):
             print(f"error: {err}", file=sys.stderr)
             code = 2
         finally:
-            self._release()
+            _release_sweep_lock()
         print(f"report: {sweep_dir / 'summary.md'}", file=sys.stderr)
         if code:
             sys.exit(code)

@@ -204,19 +204,31 @@ def validate_config(cfg) -> None:
 
 # ----------------------------------------------------------------------------- keys
 
+def _config_groups() -> set[str]:
+    from pnp.tune import package_conf_dir
+
+    return {p.name for p in Path(package_conf_dir()).iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
+
+
 def _override_parts(argv: list[str]):
-    """(choices to compose with, keys to check, swept groups) of the command line's overrides."""
+    """(overrides to compose with: group choices and additions, keys to check, swept groups)."""
     choices, keys, swept = [], [], set()
+    groups = set(GROUPS) | _config_groups()
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
             continue
         key, _, value = arg.partition("=")
-        if key.startswith(("+", "~")) or key == "hydra" or key.startswith(("hydra.", "hydra/")):
+        name = key.lstrip("+~")
+        if name == "hydra" or name.startswith(("hydra.", "hydra/")):
             continue
-        if key in GROUPS or "/" in key or "@" in key:
-            if "," in value or value.startswith(("choice(", "range(", "glob(", "[")):
-                swept.add(key)
+        sweep = "," in value or value.startswith(("choice(", "range(", "glob(", "interval(", "tag("))
+        if name in groups or "/" in name or "@" in name:
+            if sweep:
+                swept.add(name)
             else:
+                choices.append(arg)
+        elif key != name:  # +key=value adds a key, ~key removes one: Hydra's business
+            if not sweep:
                 choices.append(arg)
         else:
             keys.append(key)
@@ -347,20 +359,12 @@ def check_measurable(shapes: dict[str, tuple[int, int]], border: int, border_spe
 
 
 def image_shapes(cfg) -> dict[str, tuple[int, int]]:
-    """{file name: (H, W)} of the run's images, from their headers (no decoding)."""
-    from PIL import Image
-
-    from pnp.io import default_image, list_images
+    """{file name: (H, W)} of the run's images, from their headers (no decoding); PnPError for
+    a missing, unreadable or unsupported file."""
+    from pnp.io import default_image, image_size, list_images
 
     images = list_images(cfg.image) if cfg.get("image") else [default_image()]
-    out = {}
-    for path in images:
-        try:
-            with Image.open(path) as im:
-                out[path.name] = (im.size[1], im.size[0])
-        except Exception:  # noqa: BLE001 - load_image reports it
-            continue
-    return out
+    return {path.name: image_size(path) for path in images}
 
 
 def check_run(cfg) -> None:

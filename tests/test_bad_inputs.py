@@ -261,7 +261,9 @@ def test_ctrl_c_exits_130_with_one_line_and_no_run_folder(tmp_path):
     proc.send_signal(signal.SIGINT)
     code = proc.wait(timeout=60)
     err = proc.stderr.read()
-    assert code == 130 and "interrupted" in one_line(err, "interrupted"), err
+    # 130; or, where CPython saw the interrupt escape code run by a C extension (torch), it ends
+    # by SIGINT itself, which a shell reports as 130 too
+    assert code in (130, -signal.SIGINT) and "interrupted" in one_line(err, "interrupted"), err
     assert not out.exists()
 
 
