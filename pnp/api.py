@@ -36,9 +36,6 @@ def compose_config(op: str = "blur", prior: str = "tv", solver: str | None = Non
 
         check_keys(args)  # a misspelled key: one line with the closest valid key
         raise
-    from pnp.validate import validate_config
-
-    validate_config(cfg)
     return cfg
 
 
@@ -63,9 +60,10 @@ def restore(image: str | Path | torch.Tensor | None = None, op: str = "blur", pr
     from pnp.registry import OPERATORS
     from pnp.runner import _plain, build_triple, quality, resolve_device, solve_problem
 
-    from pnp.validate import check_measurable, check_tensor
+    from pnp.validate import check_measurable, check_tensor, validate_config
 
     cfg = compose_config(op, prior, solver, noise, overrides)
+    validate_config(cfg)
     device = resolve_device(cfg.device)
     if isinstance(image, torch.Tensor):
         x = check_tensor(image, observed=observed)

@@ -50,8 +50,11 @@ class Number:
         return lo or hi or ""
 
     def describe(self) -> str:
-        kind = "a whole number" if self.integer else "a finite number"
-        return " ".join(t for t in (kind, self.range_text(), f"({self.units})" if self.units else "",
+        if self.integer and self.low == 1 and self.high is None and not self.open_low:
+            kind, rng = "a positive integer", ""
+        else:
+            kind, rng = ("an integer" if self.integer else "a finite number"), self.range_text()
+        return " ".join(t for t in (kind, rng, f"({self.units})" if self.units else "",
                                     "or null" if self.null else "") if t)
 
     def check(self, key: str, value) -> None:
@@ -67,7 +70,8 @@ class Number:
         above = self.high is not None and (value >= self.high if self.open_high else value > self.high)
         if below or above:
             units = f" ({self.units})" if self.units else ""
-            raise PnPError(f"{key} must be {self.range_text()}{units}, got {_shown(value)}")
+            wanted = self.describe() if self.integer else f"{self.range_text()}{units}"
+            raise PnPError(f"{key} must be {wanted}, got {_shown(value)}")
 
 
 @dataclass(frozen=True)

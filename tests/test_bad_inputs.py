@@ -112,10 +112,10 @@ VALUES = [
     (["noise.sigma=abc"], "noise.sigma"),
     (["noise.sigma=25/255"], "write 25 for 25/255"),
     (["noise.sigma=inf"], "noise.sigma"),
-    (["solver.iterations=abc"], "solver.iterations must be a whole number"),
-    (["solver.iterations=2.5"], "solver.iterations must be a whole number"),
-    (["seed=abc"], "seed must be a whole number"),
-    (["op=sr", "op.scale=abc"], "op.scale must be a whole number"),
+    (["solver.iterations=abc"], "solver.iterations must be a positive integer"),
+    (["solver.iterations=2.5"], "solver.iterations must be a positive integer"),
+    (["seed=abc"], "seed must be an integer >= 0"),
+    (["op=sr", "op.scale=abc"], "op.scale must be a positive integer"),
     (["prior.weight=abc"], "prior.weight must be a finite number"),
 ]
 
