@@ -70,10 +70,10 @@ TASKS = {
 
 # prior -> task -> [(key, candidates as factors of the current value or absolute values)]
 SPACE = {
-    "daep": {"blur": [("gamma", ("x", 0.5, 1.0, 2.0)), ("sigma", ("x", 0.7, 1.0, 1.4))],
-             "sr": [("sigma", ("=", 25.0, 40.0, 55.0, 75.0))]},
+    "daep": {"blur": [("gamma", ("x", 0.5, 1.0, 2.0)), ("sigma", ("x", 0.7, 1.4))],
+             "sr": [("sigma", ("=", 20.0, 30.0, 45.0, 60.0))]},
     "dmsp": {"blur": [("sigma", ("x", 0.8, 1.0, 1.25, 1.6))], "sr": [("sigma", ("=", 11.0, 20.0, 30.0, 45.0))]},
-    "red": {"blur": [("weight", ("x", 0.25, 0.5, 1.0, 2.0)), ("sigma", ("=", 8.0, 15.0, 25.0))],
+    "red": {"blur": [("weight", ("x", 0.25, 0.5, 1.0, 2.0)), ("sigma", ("=", 8.0, 15.0, 20.0, 25.0))],
             "sr": [("sigma", ("=", 15.0, 30.0, 50.0))]},
 }
 
@@ -93,8 +93,8 @@ def crops(split: str, size: tuple[int, int]) -> list[tuple[list[str], torch.Tens
             h, w = x.shape[-2:]
             if min(h, w) < max(size):
                 continue
-            top = (h - size[0]) // 2 if top is None else top
-            left = (w - size[1]) // 2 if left is None else left
+            top = (h - size[0]) // 2 if top is None else min(top, h - size[0])
+            left = (w - size[1]) // 2 if left is None else min(left, w - size[1])
             names.append(f"{Path(path).parent.name}/{Path(path).stem}@{top},{left}")
             images.append(x[..., top:top + size[0], left:left + size[1]])
         if images:
@@ -195,7 +195,30 @@ def current(prior: str, task: str, point) -> dict:
     return {k: round(rule_value(preset[k], noise, scale), 4) for k, _ in SPACE[prior][task] if k in preset}
 
 
+def summary(paths: list[Path]) -> str:
+    """Markdown tables of every evaluated candidate in these logs: mean PSNR over its problems,
+    the baseline's mean, and how many fell below the baseline."""
+    out = []
+    for path in paths:
+        groups: dict = {}
+        for row in read_done(path).values():
+            key = (row["split"], row["point"], json.dumps(row["values"], sort_keys=True))
+            groups.setdefault(key, []).append(row)
+        if not groups:
+            continue
+        out += [f"\n`{path.name}` (split, point, values: mean PSNR / baseline, problems below baseline of all)\n",
+                "| split | point | values | PSNR | baseline | below |", "|---|---|---|---|---|---|"]
+        for (split, point, values), rows in sorted(groups.items(), key=lambda g: (g[0][0], str(g[0][1]), g[0][2])):
+            below, mean = score(rows)
+            base = sum(r["baseline"] for r in rows) / len(rows)
+            out.append(f"| {split} | {point} | {values} | {mean:.2f} | {base:.2f} | {below} / {len(rows)} |")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
+    if argv is None and sys.argv[1:2] == ["summary"]:
+        print(summary(sorted(OUT.glob("*.jsonl"))))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("mode", choices=("check", "tune"))
     ap.add_argument("--prior", required=True)
@@ -204,14 +227,22 @@ def main(argv=None) -> int:
     ap.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
     ap.add_argument("--set", action="append", default=[], help="KEY=VALUE prior override for check")
     ap.add_argument("--write", action="store_true", help="write the chosen values into the presets file")
+    ap.add_argument("--size", type=int, default=None, help="crop side (default: the task's)")
+    ap.add_argument("--only", default=None, help="tune only these keys (comma-separated)")
+    ap.add_argument("--kernels", default="levin,gaussian", help="blur: levin, gaussian or both (comma-separated)")
     args = ap.parse_args(argv)
+    if args.size:
+        TASKS[args.task]["size"] = (args.size, args.size)
+    if args.only:
+        SPACE[args.prior][args.task] = [s for s in SPACE[args.prior][args.task] if s[0] in args.only.split(",")]
+    KERNELS_USED[:] = [k for k in KERNELS_USED if ("levin" if "levin" in k else k) in args.kernels.split(",")]
     torch.set_num_threads(1)  # two of these side by side use a 2-core machine best (measured: 2 threads under
     # load ran a 96x96 network call 50x slower than one)
     if args.mode == "tune" and args.split != "tuning":
         print("error: tune runs on the tuning split only", file=sys.stderr)
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
-    log = OUT / f"{args.prior}_{args.task}.jsonl"
+    log = OUT / f"{args.prior}_{args.task}{f'_{args.size}' if args.size else ''}.jsonl"
     done = read_done(log)
     points = [p for p, _, _ in TASKS[args.task]["points"]]
     chosen = {}
@@ -231,6 +262,8 @@ def main(argv=None) -> int:
         for key, (kind, *cands) in SPACE[args.prior][args.task]:
             start = best.get(key)
             options = [round(start * c, 4) for c in cands] if kind == "x" else list(cands)
+            if start is not None and start not in options:  # the current value always competes
+                options = sorted(options + [start])
             results = []
             for value in options:
                 rows = run_candidate(args.prior, args.task, "tuning", point, {**best, key: value}, args.precision,

@@ -7,7 +7,10 @@ warning) and may stop early when ``monitor.should_stop`` is true.
 Divergence is judged on a watched value: the objective E(x) where the prior defines one,
 else the data residual ||Ax - y||^2 (``residual``, given by the runner). The monitor keeps the
 best iterate seen (lowest watched value) and raises ``Diverged`` when the iterate or the
-value becomes NaN/Inf, or when the value rises above ``RISE_FACTOR`` times the best one. A
+value becomes NaN/Inf, or when the value rises above ``RISE_FACTOR`` times the best one (a
+descent method, whose starting point counts too: gd, fista, fixed_point), or above
+``SPLIT_FACTOR`` times the best one (``descent = False``: ADMM, HQS and the samplers, whose
+early iterates may lie far above the start by design, e.g. ADMM's first data step). A
 projected iterate stays bounded, so a too-large step shows as a bounded but much higher
 value, not as Inf. ``Solver.run`` catches it, backs the step off and restarts from the best
 iterate (``pnp.solver``).
@@ -23,7 +26,8 @@ from tqdm.auto import tqdm
 from pnp.errors import PnPError
 from pnp.metrics import psnr
 
-RISE_FACTOR = 10.0  # the watched value above this times the best value seen means divergence
+RISE_FACTOR = 10.0  # a descent method's watched value above this times the best value seen: divergence
+SPLIT_FACTOR = 1e3  # the same for the other methods
 
 
 class Diverged(PnPError):
@@ -45,6 +49,7 @@ class Monitor:
         self.best_value: float | None = None
         self.best_x: torch.Tensor | None = None
         self.best_step = 0
+        self.descent = True  # set by Solver.run from the solver's ``descent``
         disable = not progress or not sys.stderr.isatty()
         self.bar = tqdm(total=self.total, desc=desc or None, disable=disable, leave=False)
 
@@ -61,10 +66,14 @@ class Monitor:
         self.bar.update(1)
 
     def start(self, objective, x: torch.Tensor | None = None) -> None:
-        """The starting point x_0 (and E(x_0), None when undefined) of a descent solver: the
-        first candidate for the best iterate."""
-        if x is not None:
+        """The starting point x_0 (and E(x_0), None when undefined): the first candidate for the
+        best iterate, and, for a descent method, the first reference value."""
+        if x is None:
+            return
+        if self.descent:
             self._watch(0, x, None if objective is None else float(objective))
+        elif self.best_x is None:
+            self.best_x, self.best_step = x.detach().clone(), 0
 
     def _watched(self, x: torch.Tensor, value: float | None) -> float | None:
         if value is not None:
@@ -73,7 +82,8 @@ class Monitor:
 
     def _watch(self, step: int, x: torch.Tensor, value: float | None) -> float | None:
         watched = self._watched(x, value)
-        if watched is not None and math.isfinite(watched) and (self.best_value is None or watched < self.best_value):
+        first = self.best_value is None and (self.best_step == 0 or self.descent)
+        if watched is not None and math.isfinite(watched) and (first or self.best_value is None or watched < self.best_value):
             self.best_value, self.best_x, self.best_step = watched, x.detach().clone(), int(step)
         return watched
 
@@ -86,9 +96,10 @@ class Monitor:
         else:
             best = self.best_value
             watched = self._watch(step, x, value)
-            if watched is not None and best is not None and best > 0 and watched > RISE_FACTOR * best:
+            factor = RISE_FACTOR if self.descent else SPLIT_FACTOR
+            if watched is not None and best is not None and best > 0 and watched > factor * best:
                 which = "objective" if value is not None else "data residual"
-                reason = f"the {which} {watched:.3g} exceeds {RISE_FACTOR:g} x its best value {best:.3g}"
+                reason = f"the {which} {watched:.3g} exceeds {factor:g} x its best value {best:.3g}"
         if reason:
             raise Diverged(step, reason, self.step_param)
 

@@ -29,6 +29,7 @@ MAX_RESTARTS = 3
 class Solver:
     requires: ClassVar[frozenset[Capability]] = frozenset()
     backoff_param: ClassVar[str | None] = "step"  # the attribute halved by ``backoff`` (None: none)
+    descent: ClassVar[bool] = True  # each iterate lowers the objective (the divergence check's tolerance)
 
     def __init__(self, iterations: int = 100):
         if int(iterations) < 1:
@@ -65,6 +66,7 @@ class Solver:
     def run(self, problem, prior, monitor) -> torch.Tensor:
         """``solve`` with the divergence guard (module docstring)."""
         self.restarts, self.diverged, self._start = 0, False, None
+        monitor.descent = self.descent
         try:
             while True:
                 try:

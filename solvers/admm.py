@@ -23,6 +23,7 @@ from pnp.solver import Solver
 
 
 class ADMM(Solver):
+    descent = False
     requires = frozenset({Capability.PROX})
 
     def __init__(self, iterations: int = 100, rho: float | None = None, sigma_prox: float | None = None,

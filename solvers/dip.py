@@ -43,6 +43,7 @@ def set_total(monitor, total: int) -> None:
 
 
 class DIPFit(Solver):
+    descent = False
     requires = frozenset({Capability.REPARAM})
     backoff_param = "lr"
 

@@ -26,6 +26,7 @@ from pnp.solver import Solver
 
 
 class HQS(Solver):
+    descent = False
     requires = frozenset({Capability.PROX})
 
     def __init__(self, iterations: int = 8, sigma_start: float = 49.0, sigma_end: float | None = None,

@@ -69,6 +69,7 @@ LIKELIHOODS = ("scaled", "plain")
 
 
 class Langevin(Solver):
+    descent = False
     requires = frozenset({Capability.SCORE})
 
     def __init__(self, variant: str = "kadkhodaie", samples: int = 8, sigma_max: float = 1.0,
