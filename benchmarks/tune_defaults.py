@@ -72,7 +72,7 @@ TASKS = {
 SPACE = {
     "daep": {"blur": [("gamma", ("x", 0.5, 1.0, 2.0)), ("sigma", ("x", 0.7, 1.4))],
              "sr": [("sigma", ("=", 20.0, 30.0, 45.0, 60.0))]},
-    "dmsp": {"blur": [("sigma", ("x", 0.8, 1.0, 1.25, 1.6))], "sr": [("sigma", ("=", 11.0, 20.0, 30.0, 45.0))]},
+    "dmsp": {"blur": [("sigma", ("x", 0.8, 1.0, 1.25, 1.6)), ("solver.average", ("=", 0, 60))], "sr": [("sigma", ("=", 11.0, 20.0, 30.0, 45.0))]},
     "red": {"blur": [("weight", ("x", 0.25, 0.5, 1.0, 2.0)), ("sigma", ("=", 8.0, 15.0, 20.0, 25.0))],
             "sr": [("sigma", ("=", 15.0, 30.0, 50.0))]},
 }
@@ -152,7 +152,7 @@ def run_candidate(prior: str, task: str, split: str, point, values: dict, precis
         if all(k in done for k in keys):
             rows += [done[k] for k in keys]
             continue
-        full = {**overrides, **{f"prior.{k}": v for k, v in values.items()}}
+        full = {**overrides, **{k if k.startswith("solver.") else f"prior.{k}": v for k, v in values.items()}}
         results = evaluate(prior, full, x, precision)
         with log.open("a") as f:
             for key, name, result in zip(keys, names, results):
@@ -192,7 +192,15 @@ def current(prior: str, task: str, point) -> dict:
     axis = TASKS[task]["axis"]
     noise = point if axis == "noise" and point is not None else 0.0
     scale = point if axis == "scale" else 1
-    return {k: round(rule_value(preset[k], noise, scale), 4) for k, _ in SPACE[prior][task] if k in preset}
+    values = {k: round(rule_value(preset[k], noise, scale), 4) for k, _ in SPACE[prior][task] if k in preset}
+    recommended = _plain(cfg.prior).get("solvers") or {}
+    solver = cfg.solver.name
+    for key, _ in SPACE[prior][task]:
+        if key.startswith("solver."):
+            name = key.split(".", 1)[1]
+            by_op = (((recommended.get("by_op") or {}).get(TASKS[task]["preset"]) or {}).get(solver) or {})
+            values[key] = by_op.get(name, (recommended.get(solver) or {}).get(name, 0))
+    return values
 
 
 def summary(paths: list[Path]) -> str:
@@ -303,7 +311,12 @@ def write_presets(prior: str, task: str, chosen: dict) -> None:
             entry[key] = {"noise": noise, "scale": points, "value": rows} if len(noise) > 1 else \
                 {"scale": points, "value": values}
         else:
-            entry[key] = {"noise": points, "value": values} if len(points) > 1 else values[0]
+            old = entry.get(key, (data.get("default") or {}).get(key))
+            axis = list(points)
+            if isinstance(old, dict) and list(old) == ["noise", "value"]:  # keep the old rule beyond the tuned range
+                beyond = [(n, v) for n, v in zip(old["noise"], old["value"]) if n > max(points)]
+                axis, values = axis + [n for n, _ in beyond], values + [v for _, v in beyond]
+            entry[key] = {"noise": axis, "value": values} if len(axis) > 1 else values[0]
     data[spec["preset"]] = entry
     body = yaml.safe_dump(data, default_flow_style=None, sort_keys=False, width=120)
     path.write_text("\n".join(header) + "\n" + body)

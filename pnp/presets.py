@@ -10,7 +10,7 @@ written by ``benchmarks/tune_defaults.py``), one entry per operator config name 
     sr:
       sigma: {noise: [0, 12.75], scale: [2, 3, 4, 5], value: [[30, 40, 55, 55], [25, 25, 25, 25]]}
 
-A rule is a number, or a table over the problem's noise level (0-255 units, as ``noise.sigma``)
+A rule is a number (or a string, for a choice), or a table over the problem's noise level (0-255 units, as ``noise.sigma``)
 and/or the operator's scale, linearly interpolated between its points and constant beyond
 them. ``python -m pnp prior=daep op=sr --cfg job`` shows the presets in force, and every run
 records the values it used (``params`` in metrics.json).
@@ -42,7 +42,7 @@ def check_rule(name: str, rule) -> None:
     """A one-line PnPError unless ``rule`` is a number or a well-formed table."""
     if isinstance(rule, bool):
         raise PnPError(f"{name}: expected a number or a table, got {rule!r}")
-    if isinstance(rule, (int, float)):
+    if isinstance(rule, (int, float, str)):
         return
     if not isinstance(rule, dict) or "value" not in rule or not set(rule) - {"value"} <= set(AXES) or len(rule) < 2:
         raise PnPError(f"{name}: expected a number or {{noise: [...], scale: [...], value: [...]}}, got {rule!r}")
@@ -59,8 +59,10 @@ def check_rule(name: str, rule) -> None:
         raise PnPError(f"{name}.value must have the shape of {' x '.join(axes)} ({' x '.join(map(str, shape))})")
 
 
-def evaluate(rule, noise: float = 0.0, scale: float = 1.0) -> float:
-    """The rule's value at (noise in 0-255 units, scale)."""
+def evaluate(rule, noise: float = 0.0, scale: float = 1.0) -> float | str:
+    """The rule's value at (noise in 0-255 units, scale); a string (a choice) is constant."""
+    if isinstance(rule, str):
+        return rule
     if isinstance(rule, (int, float)):
         return float(rule)
     axes = [a for a in AXES if a in rule]

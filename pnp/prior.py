@@ -31,12 +31,13 @@ class Prior(torch.nn.Module):
         """The noise level (0-255) that presets are looked up at: the problem's."""
         return 255.0 * problem.sigma
 
-    def resolved(self, key: str, problem) -> float:
+    def resolved(self, key: str, problem) -> float | str:
         """The value of the ``auto`` key ``key`` for ``problem``: its preset rule at the problem's
         noise level and scale, else ``auto_keys[key]``."""
         rule = self.preset.get(key)
         if rule is None:
-            return float(self.auto_keys[key])
+            value = self.auto_keys[key]
+            return value if isinstance(value, str) else float(value)
         return evaluate(rule, self.noise_level(problem), getattr(problem.op, "scale", 1))
 
     def params(self) -> dict:

@@ -34,11 +34,6 @@ from torch import nn
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
 from pnp.prior import Prior
-from pnp.registry import operator_name
-
-# Per operator (registry name): the authors' network choices that differ from the default.
-NETWORK_DEFAULTS = {"skip_channels": 4, "upsample": "bilinear"}
-NETWORK_BY_TASK = {"inpaint": {"skip_channels": 128, "upsample": "nearest"}}
 
 
 def conv_bn_act(cin: int, cout: int, kernel: int, stride: int = 1) -> list[nn.Module]:
@@ -83,17 +78,18 @@ class SkipNet(nn.Sequential):
 class DeepImagePrior(Prior):
     """x = f_theta(z): the skip network and its fixed input z, built for the problem in ``setup``.
 
-    ``skip_channels`` and ``upsample`` null take the per-task values of the authors' notebooks
-    (``NETWORK_BY_TASK``). ``precision: bf16`` runs the network under bfloat16 autocast with
+    ``skip_channels`` and ``upsample`` null take the per-operator values of the authors' notebooks
+    (``prior.presets`` in conf/prior/presets/dip.yaml; 4 and bilinear without one). ``precision: bf16`` runs the network under bfloat16 autocast with
     channels_last tensors (the loss and the output stay float32).
     """
 
     provides = frozenset({Capability.REPARAM})
+    auto_keys = {"skip_channels": 4, "upsample": "bilinear"}
 
     def __init__(self, input_channels: int = 32, input_scale: float = 0.1, channels: int = 128,
                  skip_channels: int | None = None, scales: int = 5, upsample: str | None = None,
-                 precision: str = "fp32"):
-        super().__init__()
+                 precision: str = "fp32", preset: dict | None = None):
+        super().__init__(preset=preset)
         if min(input_channels, channels, scales) < 1:
             raise PnPError("prior.input_channels, prior.channels and prior.scales must be at least 1")
         if upsample not in (None, "bilinear", "nearest"):
@@ -119,9 +115,9 @@ class DeepImagePrior(Prior):
             raise PnPError(f"prior dip: the image is {height}x{width}, smaller than the {self.min_size}x"
                            f"{self.min_size} minimum of its {self.scales} scales; use a larger image or "
                            f"fewer prior.scales")
-        task = {**NETWORK_DEFAULTS, **NETWORK_BY_TASK.get(operator_name(problem.op), {})}
-        skip = task["skip_channels"] if self.skip_channels is None else int(self.skip_channels)
-        upsample = self.upsample or task["upsample"]
+        skip = int(self.resolved("skip_channels", problem)) if self.skip_channels is None else int(self.skip_channels)
+        upsample = self.upsample or self.resolved("upsample", problem)
+        self.skip_used, self.upsample_used = skip, upsample
         step = 2**self.scales
         padded = (math.ceil(height / step) * step, math.ceil(width / step) * step)
         generator = torch.Generator().manual_seed(int(problem.seed))

@@ -11,7 +11,7 @@ Backtracking: when the fit PSNR_t = 10 log10(1 / L) drops more than ``backtrack_
 below the last accepted one, the parameters of that iteration are reloaded and its step skipped
 (the authors' notebook still applied that step's gradient and averaged its output; we do neither).
 Returns x_avg. ``iterations`` and ``reg_noise`` (s) null take the per-task values of the authors'
-notebooks (``FIT_BY_TASK``, keyed by the operator's registry name); other operators use the
+notebooks (``prior.solvers.by_op`` in conf/prior/dip.yaml); other operators use the
 super-resolution values.
 """
 from __future__ import annotations
@@ -22,15 +22,9 @@ import torch
 
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
-from pnp.registry import operator_name
 from pnp.solver import Solver
 
-FIT_BY_TASK = {
-    "denoise": {"iterations": 3000, "reg_noise": 1.0 / 30.0},  # denoising.ipynb (F16, sigma 25)
-    "sr": {"iterations": 2000, "reg_noise": 0.03},  # super-resolution.ipynb, x4
-    "inpaint": {"iterations": 6000, "reg_noise": 0.03},  # inpainting.ipynb (kate, peppers)
-}
-FIT_DEFAULT = FIT_BY_TASK["sr"]
+FIT_DEFAULT = {"iterations": 2000, "reg_noise": 0.03}  # super-resolution.ipynb, x4; per operator: conf/prior/dip.yaml
 
 
 def set_total(monitor, total: int) -> None:
@@ -63,8 +57,9 @@ class DIPFit(Solver):
         self.outputs: dict = {}
 
     def settings(self, problem) -> tuple[int, float]:
-        """(iterations, reg_noise): the config's values, else the operator's entry of FIT_BY_TASK."""
-        task = FIT_BY_TASK.get(operator_name(problem.op), FIT_DEFAULT)
+        """(iterations, reg_noise): the config's values (the prior's per-operator recommendation,
+        ``prior.solvers.by_op``, fills them), else the authors' super-resolution settings."""
+        task = FIT_DEFAULT
         iterations = task["iterations"] if self.fixed_iterations is None else int(self.fixed_iterations)
         reg_noise = task["reg_noise"] if self.fixed_reg_noise is None else float(self.fixed_reg_noise)
         return iterations, reg_noise

@@ -10,6 +10,9 @@ RED solves A^T(Ax - y) / s^2 + lambda grad R(x) = 0 with D(x) := x - grad R(x) b
 gamma = 1 is RED's iteration. It is forward-backward splitting (gradient step on lambda R,
 proximal step on the data term, step gamma / lambda), which converges for gamma < 2 / L_R,
 L_R the Lipschitz constant of grad R (<= 1 for RED's denoiser residual; 8 / eps for smoothed TV).
+``project: true`` (the default) clips x_{k+1} to [0, 1] as RunFP.m does: a denoiser trained on
+[0, 1] images is not trusted outside it, and without the clip saturated regions (black or white)
+of a large image drift over hundreds of iterations.
 """
 from __future__ import annotations
 
@@ -22,9 +25,10 @@ from pnp.solver import Solver
 class FixedPoint(Solver):
     requires = frozenset({Capability.GRADIENT})
 
-    def __init__(self, iterations: int = 100, step: float = 1.0):
+    def __init__(self, iterations: int = 100, step: float = 1.0, project: bool = True):
         super().__init__(iterations)
         self.step = self.positive("step", step)
+        self.project = bool(project)
 
     @torch.no_grad()
     def solve(self, problem, prior, monitor) -> torch.Tensor:
@@ -34,6 +38,8 @@ class FixedPoint(Solver):
         rho = prior.weight / self.step
         for k in range(1, self.iterations + 1):
             x = problem.data_step(x - self.step * prior.grad(x, k), rho, start=x)
+            if self.project:
+                x = x.clamp(0, 1)
             monitor(k, x, self.objective(problem, prior, x))
             if monitor.should_stop:
                 break

@@ -49,19 +49,17 @@ import torch
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
 from pnp.metrics import psnr
-from pnp.registry import operator_name
 from pnp.solver import Solver
 from pnp.solvers.dip import set_total
 from pnp.solvers.fista import operator_norm_sq
 
-# Annealed Langevin: eps, L, T per operator (registry name), where they differ from the default.
+# Annealed Langevin: eps, L, T; per operator in conf/prior/score.yaml (prior.solvers.by_op).
 # Measured with the shipped denoiser (benchmarks/dip_sampler.py sampler, Set5 baby 128 crop, K = 4,
 # bf16), mean PSNR: inpainting 70% missing eps 2e-5 / 1e-5 / 5e-6 / 2e-6 (T = 200): 28.80 / 30.80
 # / 31.28 / 30.46 dB (T = 200 at 5e-6: 30.99; eps 5e-5: 24.49, 1.5e-4 diverges); SR x4 eps 2e-5 /
 # 5e-6: 20.42 / 21.18 dB (plain likelihood; scaled: see the module docstring). The kadkhodaie
 # variant, on the same problems: 33.87 (inpaint) and 33.53 dB (SR), in a quarter of the time: it
 # is the default variant.
-SCHEDULE_BY_TASK: dict[str, dict] = {"inpaint": {"eps": 5e-6}, "sr": {"eps": 5e-6}}
 SCHEDULE_DEFAULT = {"eps": 2e-5, "levels": 10, "steps": 100}  # Song & Ermon 2019 (CIFAR-10)
 KADKHODAIE_MAX_ITERATIONS = 3000
 VARIANTS = ("annealed", "kadkhodaie")
@@ -113,11 +111,12 @@ class Langevin(Solver):
         return True
 
     def schedule(self, problem) -> dict:
-        """eps, levels L, steps T: the config's values, else the operator's entry of SCHEDULE_BY_TASK.
+        """eps, levels L, steps T: the config's values (the prior's per-operator recommendation,
+        ``prior.solvers.by_op``, fills them), else SCHEDULE_DEFAULT.
 
         ``iterations``, when set, fixes the total: T = ceil(iterations / L).
         """
-        task = {**SCHEDULE_DEFAULT, **SCHEDULE_BY_TASK.get(operator_name(problem.op), {})}
+        task = SCHEDULE_DEFAULT
         plan = {k: task[k] if v is None else v for k, v in self.config.items()}
         if self.fixed_iterations is not None:
             plan["steps"] = math.ceil(int(self.fixed_iterations) / int(plan["levels"]))

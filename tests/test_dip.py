@@ -128,10 +128,15 @@ def test_fixed_seed_gives_identical_fits():
     ({"name": "blur"}, 2000, 0.03, 4, "bilinear"),
 ])
 def test_per_task_defaults_of_the_authors(op, iterations, reg_noise, skip, upsample):
+    """The authors' per-notebook settings come from conf/prior/dip.yaml (presets and
+    solvers.by_op), through the runner's build_triple."""
+    from pnp.api import compose_config
+    from pnp.runner import build_triple
+
     problem = make_problem(torch.rand(1, 3, 64, 64), op, {"name": "gaussian", "sigma": 0.0})
-    assert DIPFit().settings(problem) == (iterations, pytest.approx(reg_noise))
+    prior, solver = build_triple(compose_config(op["name"], "dip", overrides={"prior.channels": 8}))
+    assert solver.settings(problem) == (iterations, pytest.approx(reg_noise, rel=1e-5))
     assert DIPFit(iterations=7, reg_noise=0.0).settings(problem) == (7, 0.0)
-    prior = DeepImagePrior(channels=8)
     prior.setup(problem)
     level = prior.net[0]
     assert level.skip[0].out_channels == skip and level.upsample.mode == upsample

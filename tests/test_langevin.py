@@ -185,13 +185,17 @@ def test_score_prior_works_with_every_operator(name, variant):
     assert solver.outputs["samples"].shape == (2, 3, 32, 32)
 
 
-def test_schedule_per_operator_and_overrides(monkeypatch):
+def test_schedule_per_operator_and_overrides():
+    """The per-operator step comes from conf/prior/score.yaml (solvers.by_op) through build_triple."""
     import pnp.solvers.langevin as langevin
+    from pnp.api import compose_config
+    from pnp.runner import build_triple
 
     problem = make_problem(torch.rand(1, 3, 16, 16), {"name": "inpaint"}, {"name": "gaussian", "sigma": 0.0})
-    assert Langevin().schedule(problem) == {**langevin.SCHEDULE_DEFAULT, **langevin.SCHEDULE_BY_TASK["inpaint"]}
-    monkeypatch.setitem(langevin.SCHEDULE_BY_TASK, "inpaint", {"eps": 1e-5, "steps": 30})
-    assert Langevin().schedule(problem) == {"eps": 1e-5, "levels": 10, "steps": 30}
+    _, solver = build_triple(compose_config("inpaint", "score", overrides={"solver.variant": "annealed"}))
+    assert solver.schedule(problem) == {**langevin.SCHEDULE_DEFAULT, "eps": 5e-6}
+    assert Langevin().schedule(problem) == langevin.SCHEDULE_DEFAULT
+    assert Langevin(eps=1e-5, steps=30).schedule(problem) == {"eps": 1e-5, "levels": 10, "steps": 30}
     assert Langevin(eps=3e-5, levels=4, iterations=10).schedule(problem) == {"eps": 3e-5, "levels": 4, "steps": 3}
 
 

@@ -40,7 +40,7 @@ def test_rules_interpolate_linearly_and_hold_beyond_their_ends():
 
 @pytest.mark.parametrize("rule", [{"noise": [3, 1], "value": [1, 2]}, {"noise": [1, 2], "value": [1]},
                                   {"speed": [1], "value": [1]}, {"noise": [1, 2], "scale": [2], "value": [1, 2]},
-                                  True, "fast"])
+                                  True, None, [1, 2]])
 def test_malformed_rules_are_refused_in_one_line(rule):
     with pytest.raises(PnPError) as err:
         check_rule("prior.presets.blur.sigma", rule)
