@@ -22,9 +22,9 @@ import torch
 from pnp.errors import PnPError
 from pnp.models.grid_shift import GridShift
 from pnp.models.loading import load_denoiser, weights_files
+from pnp.precision import PRECISIONS, resolve_precision
 from pnp.prior import Prior
 
-PRECISIONS = ("fp32", "bf16")
 DENOISER_KEYS = ("weights", "precision", "arch", "grid_shift")
 NOISE_STREAM = 7  # the problem draws its observation from streams 1 and 2 of the same seed
 _LOADED: dict = {}
@@ -91,7 +91,7 @@ class LearnedPrior(Prior):
 
     def __init__(self, weight: float = 1.0, denoiser: dict | None = None, preset: dict | None = None):
         super().__init__(weight, preset)
-        cfg = {"weights": None, "precision": "fp32", "arch": None, "grid_shift": False, **dict(denoiser or {})}
+        cfg = {"weights": None, "precision": "auto", "arch": None, "grid_shift": False, **dict(denoiser or {})}
         unknown = sorted(set(cfg) - set(DENOISER_KEYS))
         if unknown:
             raise PnPError(f"prior.denoiser: unknown key(s) {', '.join(unknown)}; known: {', '.join(DENOISER_KEYS)}")
@@ -100,6 +100,7 @@ class LearnedPrior(Prior):
         if not isinstance(cfg["grid_shift"], bool):
             raise PnPError(f"prior.denoiser.grid_shift must be true or false, got {cfg['grid_shift']!r}")
         self.denoiser_cfg = cfg
+        self.precision = cfg["precision"]  # as run: auto resolved in setup (pnp.precision)
         self.net = None  # D; loaded in setup, or injected with set_network
         self._seed, self._generators = 0, []
         self._cache = None
@@ -111,7 +112,7 @@ class LearnedPrior(Prior):
         files = [] if injected else [str(p) for p in weights_files(weights)]
         return {"denoiser": {"weights": "module given with set_network" if injected else files,
                              "sha256": [sha256_of(p) for p in files],
-                             "precision": self.denoiser_cfg["precision"], "grid_shift": self.denoiser_cfg["grid_shift"]}}
+                             "precision": self.precision, "grid_shift": self.denoiser_cfg["grid_shift"]}}
 
     def params(self) -> dict:
         return {**super().params(), **self.denoiser_params()}
@@ -127,7 +128,8 @@ class LearnedPrior(Prior):
     def setup(self, problem) -> None:
         self.check(problem)
         if self.net is None:
-            self.net = load_network(self.denoiser_cfg["weights"], self.denoiser_cfg["precision"],
+            self.precision = resolve_precision(self.denoiser_cfg["precision"], problem.y.device)
+            self.net = load_network(self.denoiser_cfg["weights"], self.precision,
                                     self.denoiser_cfg["arch"], problem.y.device)
         base = self.net.net if isinstance(self.net, GridShift) else self.net
         self.net = GridShift(base) if self.denoiser_cfg["grid_shift"] else base  # a fresh cycle per problem

@@ -33,6 +33,7 @@ from torch import nn
 
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
+from pnp.precision import PRECISIONS, resolve_precision
 from pnp.prior import Prior
 
 
@@ -88,14 +89,14 @@ class DeepImagePrior(Prior):
 
     def __init__(self, input_channels: int = 32, input_scale: float = 0.1, channels: int = 128,
                  skip_channels: int | None = None, scales: int = 5, upsample: str | None = None,
-                 precision: str = "fp32", preset: dict | None = None):
+                 precision: str = "auto", preset: dict | None = None):
         super().__init__(preset=preset)
         if min(input_channels, channels, scales) < 1:
             raise PnPError("prior.input_channels, prior.channels and prior.scales must be at least 1")
         if upsample not in (None, "bilinear", "nearest"):
             raise PnPError(f"prior.upsample must be bilinear or nearest, got {upsample}")
-        if precision not in ("fp32", "bf16"):
-            raise PnPError(f"prior.precision must be fp32 or bf16, got {precision}")
+        if precision not in PRECISIONS:
+            raise PnPError(f"prior.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.input_channels, self.input_scale = int(input_channels), float(input_scale)
         self.channels, self.skip_channels, self.scales = int(channels), skip_channels, int(scales)
         self.upsample, self.precision = upsample, precision
@@ -125,7 +126,8 @@ class DeepImagePrior(Prior):
             torch.manual_seed(int(problem.seed))
             net = SkipNet(self.input_channels, channels, self.channels, skip, self.scales, upsample)
         z = torch.rand(1, self.input_channels, *padded, generator=generator) * self.input_scale
-        memory = torch.channels_last if self.precision == "bf16" else torch.contiguous_format
+        self.precision_used = resolve_precision(self.precision, problem.y.device, "prior.precision")
+        memory = torch.channels_last if self.precision_used == "bf16" else torch.contiguous_format
         self.net = net.to(problem.y.device, memory_format=memory)
         self.z = z.to(problem.y.device)
         self.size = (height, width)
@@ -136,7 +138,7 @@ class DeepImagePrior(Prior):
             raise PnPError("prior dip: setup(problem) must run before generator()")
         z = self.z if z is None else z
         context = contextlib.nullcontext()
-        if self.precision == "bf16":
+        if self.precision_used == "bf16":
             z = z.contiguous(memory_format=torch.channels_last)
             context = torch.autocast(device_type=z.device.type, dtype=torch.bfloat16)
         with context:
