@@ -266,7 +266,12 @@ def check_config(cfg) -> None:
     def rng(name, r, positive_lo=False):
         if r is None or len(r) != 2:
             raise PnPError(f"{name} must be a list [low, high] in 0-255 units, got {r}")
-        lo, hi = float(r[0]), float(r[1])
+        try:
+            lo, hi = float(r[0]), float(r[1])
+        except (TypeError, ValueError):
+            raise PnPError(f"{name} must be two numbers [low, high] in 0-255 units, got {r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise PnPError(f"{name}={[lo, hi]} must be finite numbers in 0-255 units")
         if lo < 0 or hi < lo or hi <= 0 or (positive_lo and lo <= 0):
             raise PnPError(f"{name}={[lo, hi]} is empty or negative; need 0 <= low <= high, high > 0"
                            + (", low > 0 (log-uniform)" if positive_lo else ""))
