@@ -223,9 +223,46 @@ def summary(paths: list[Path]) -> str:
     return "\n".join(out)
 
 
+VALIDATION_PRIORS = ("tv", "denoiser", "red", "daep", "dmsp")
+
+
+def validation_table() -> str:
+    """The validation split's results as one markdown table: mean PSNR per prior on deblurring
+    (the Levin kernel, 128x128 crops, noise 2.55 / 7.65 / 12.75) and noise-free SR x2-x5
+    (101x113 crops), the baseline's first, and how many problems ended below the baseline."""
+    columns = [("blur", 2.55), ("blur", 7.65), ("blur", 12.75), ("sr", 2), ("sr", 3), ("sr", 4), ("sr", 5)]
+    cells: dict = {}
+    for prior in VALIDATION_PRIORS:
+        for task, log in (("blur", OUT / f"{prior}_blur_128.jsonl"), ("sr", OUT / f"{prior}_sr.jsonl")):
+            for row in read_done(log).values():
+                if row["split"] != "validation" or (task == "blur" and row.get("kernel") != "levin_3"):
+                    continue
+                cells.setdefault((prior, task, row["point"]), []).append(row)
+    head = "| prior | " + " | ".join(f"{'Levin' if t == 'blur' else 'SR x'}{'' if t == 'sr' else ' '}{p}"
+                                     for t, p in columns) + " | below baseline |"
+    lines = [head, "|" + "---|" * (len(columns) + 2)]
+    base = ["observed / bicubic"]
+    for t, p in columns:
+        rows = next((cells[(q, t, p)] for q in VALIDATION_PRIORS if (q, t, p) in cells), None)
+        base.append(f"{sum(r['baseline'] for r in rows) / len(rows):.2f}" if rows else "")
+    lines.append("| " + " | ".join(base) + " | |")
+    for prior in VALIDATION_PRIORS:
+        out, below, total = [f"`{prior}`"], 0, 0
+        for t, p in columns:
+            rows = cells.get((prior, t, p))
+            out.append(f"{sum(r['psnr'] for r in rows) / len(rows):.2f}" if rows else "")
+            below += sum(r["psnr"] < r["baseline"] for r in rows or [])
+            total += len(rows or [])
+        lines.append("| " + " | ".join(out) + f" | {below} / {total} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     if argv is None and sys.argv[1:2] == ["summary"]:
         print(summary(sorted(OUT.glob("*.jsonl"))))
+        return 0
+    if argv is None and sys.argv[1:2] == ["table"]:
+        print(validation_table())
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("mode", choices=("check", "tune"))
@@ -237,12 +274,16 @@ def main(argv=None) -> int:
     ap.add_argument("--write", action="store_true", help="write the chosen values into the presets file")
     ap.add_argument("--size", type=int, default=None, help="crop side (default: the task's)")
     ap.add_argument("--only", default=None, help="tune only these keys (comma-separated)")
+    ap.add_argument("--candidates", default=None, help="with one --only key: its candidate values (comma-separated)")
+    ap.add_argument("--points", default=None, help="only these noise levels or scales (comma-separated)")
     ap.add_argument("--kernels", default="levin,gaussian", help="blur: levin, gaussian or both (comma-separated)")
     args = ap.parse_args(argv)
     if args.size:
         TASKS[args.task]["size"] = (args.size, args.size)
     if args.only:
         SPACE[args.prior][args.task] = [s for s in SPACE[args.prior][args.task] if s[0] in args.only.split(",")]
+        if args.candidates:
+            SPACE[args.prior][args.task] = [(args.only, ("=", *map(float, args.candidates.split(","))))]
     KERNELS_USED[:] = [k for k in KERNELS_USED if ("levin" if "levin" in k else k) in args.kernels.split(",")]
     torch.set_num_threads(1)  # two of these side by side use a 2-core machine best (measured: 2 threads under
     # load ran a 96x96 network call 50x slower than one)
@@ -253,6 +294,8 @@ def main(argv=None) -> int:
     log = OUT / f"{args.prior}_{args.task}{f'_{args.size}' if args.size else ''}.jsonl"
     done = read_done(log)
     points = [p for p, _, _ in TASKS[args.task]["points"]]
+    if args.points:
+        points = [p for p in points if str(p) in args.points.split(",")]
     chosen = {}
     for point in points:
         print(f"{args.prior} {args.task} at {TASKS[args.task]['axis']}={point}", flush=True)
@@ -313,9 +356,11 @@ def write_presets(prior: str, task: str, chosen: dict) -> None:
         else:
             old = entry.get(key, (data.get("default") or {}).get(key))
             axis = list(points)
-            if isinstance(old, dict) and list(old) == ["noise", "value"]:  # keep the old rule beyond the tuned range
+            if isinstance(old, dict) and list(old) == ["noise", "value"]:  # keep the old rule outside the tuned range
+                below = [(n, v) for n, v in zip(old["noise"], old["value"]) if n < min(points)]
                 beyond = [(n, v) for n, v in zip(old["noise"], old["value"]) if n > max(points)]
-                axis, values = axis + [n for n, _ in beyond], values + [v for _, v in beyond]
+                axis = [n for n, _ in below] + axis + [n for n, _ in beyond]
+                values = [v for _, v in below] + values + [v for _, v in beyond]
             entry[key] = {"noise": axis, "value": values} if len(axis) > 1 else values[0]
     data[spec["preset"]] = entry
     body = yaml.safe_dump(data, default_flow_style=None, sort_keys=False, width=120)

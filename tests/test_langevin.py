@@ -204,7 +204,7 @@ def test_score_prior_from_weights_file(tmp_path):
 
     net = FFDNet(depth=3, width=8)
     torch.save(net.state_dict(), tmp_path / "tiny.pt")
-    prior = ScorePrior(denoiser={"weights": str(tmp_path / "tiny.pt")})
+    prior = ScorePrior(denoiser={"weights": str(tmp_path / "tiny.pt"), "precision": "fp32"})
     x = torch.rand(2, 3, 16, 16)
     prior.setup(Problem(y=x, op=None, sigma=0.1))
     assert Capability.SCORE in prior.provides

@@ -305,14 +305,14 @@ def test_grid_shift_cycles_the_sampling_grid_and_restarts_per_problem():
 def test_daep_sr_schedule_and_data_gradient():
     x = crop(32)
     problem = make_problem(x, {"name": "sr", "scale": 2}, {"name": "gaussian", "sigma": 0.0}, seed=0)
-    prior = PRIORS.build("daep", denoiser=FIXED_GRID).set_network(TinyNet())
+    prior = PRIORS.build("daep", denoiser=FIXED_GRID, preset={"sigma": 30.0}).set_network(TinyNet())
     prior.setup(problem)
     z = problem.op.init(problem.y)
     assert prior.balance(z, problem, 1) == (0.0, 1.0)
     a, b = prior.balance(z, problem, 4)
     assert b == pytest.approx(0.5)
     eta = prior.noise(z, prior.sigma)
-    assert prior.sigma * 255 == pytest.approx(30)  # sigma: auto for noise-free SR at scale 2
+    assert prior.sigma * 255 == pytest.approx(30)  # sigma: auto, from the preset
     g_p = PRIORS.build("daep", sigma=30, denoiser=FIXED_GRID).set_network(TinyNet()).grad(z, 4, eta=eta)  # not set up: no SR term
     direction = a * problem.data_grad(z) + b * prior.grad(z, 4, eta=eta)
     r = problem.op.A(z) - problem.y
