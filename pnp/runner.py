@@ -220,7 +220,9 @@ def report_lines(result: dict, outdir: str | Path) -> list[str]:
             if isinstance(e.get("psnr"), (int, float)) and isinstance(e.get("psnr_observed"), (int, float)) else ""
         solver = f"{e['solver']}  " if e.get("solver") else ""
         iterations = f"{e['iterations']:.0f} it  " if isinstance(e.get("iterations"), (int, float)) else ""
-        return f"{path}  {quality}{solver}{iterations}{e.get('seconds', 0.0):.1f} {seconds_label}"
+        diverged = "  DIVERGED: the best iterate, see the warning" if e.get("diverged") is True else \
+            f"  ({e['restarts']} restart(s))" if isinstance(e.get("restarts"), int) and e["restarts"] > 0 else ""
+        return f"{path}  {quality}{solver}{iterations}{e.get('seconds', 0.0):.1f} {seconds_label}{diverged}"
 
     lines = []
     for e in entries:

@@ -115,3 +115,20 @@ def test_daep_sr_on_a_side_not_a_multiple_of_the_scale_beats_bicubic():
     assert ours["psnr"] > ours["psnr_observed"] + 3.0
     _, authors = restore(x, op="sr", prior="daep", noise="none", **common, **{"prior.sr_data_grad": "bicubic"})
     assert ours["psnr"] > authors["psnr"] + 2.0
+
+
+def test_a_diverged_run_is_not_reported_as_a_success(tmp_path, color_png):
+    """Through the CLI: a step 1e6 x too large ends with one warning naming the step, the report
+    line and metrics.json say it diverged, and the result is the best iterate (the start)."""
+    import json
+
+    from conftest import run_cli
+
+    r = run_cli("prior=tv", "solver=gd", "solver.step=1e6", "solver.iterations=10", "op.kernel_size=5",
+                f"image={color_png}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: diverged")]
+    assert len(warnings) == 1 and "solver.step" in warnings[0] and "Traceback" not in r.stderr
+    assert "DIVERGED" in r.stdout
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["diverged"] is True and m["restarts"] == 3 and m["psnr"] >= m["psnr_observed"] - 1e-6
