@@ -2,7 +2,7 @@
 
 Each learned prior's config includes ``prior.presets`` (``conf/prior/presets/<prior>.yaml``,
 written by ``benchmarks/tune_defaults.py``), one entry per operator config name plus
-``default``:
+``default`` (for the keys an operator's entry does not set):
 
     blur:
       sigma: {noise: [2.55, 7.65, 12.75], value: [25.0, 25.0, 15.7]}
@@ -25,10 +25,10 @@ AXES = ("noise", "scale")
 
 
 def select(presets: dict | None, op_name: str | None, prior_name: str, allowed: set[str]) -> dict:
-    """The preset of operator ``op_name`` (else ``default``), its keys checked against ``allowed``."""
+    """The preset of operator ``op_name``: its entry over the ``default`` one (keys it does not
+    set come from ``default``), the keys checked against ``allowed``."""
     presets = dict(presets or {})
-    preset = presets.get(op_name) if op_name in presets else presets.get("default")
-    preset = dict(preset or {})
+    preset = {**dict(presets.get("default") or {}), **dict(presets.get(op_name) or {})}
     unknown = sorted(set(preset) - allowed)
     if unknown:
         raise PnPError(f"prior.presets.{op_name if op_name in presets else 'default'} of prior '{prior_name}' "
