@@ -117,6 +117,8 @@ def problems(task: str, split: str):
         for kernel in (KERNELS_USED if task == "blur" else [None]):
             over = {**extra, "op.kernel": kernel} if kernel else extra
             for names, x in batches:
+                if task == "demosaic" and x.shape[1] != 3:  # a colour filter array needs colour images
+                    continue
                 yield value, over, names, x
 
 
