@@ -216,7 +216,8 @@ class ReportCallback(Callback):
             code = 2
         finally:
             _release_sweep_lock()
-        print(f"report: {sweep_dir / 'summary.md'}", file=sys.stderr)
+        page = sweep_dir / "report" / "index.html"
+        print(f"report: {sweep_dir / 'summary.md'}" + (f"  {page}" if page.is_file() else ""))
         if code:
             sys.exit(code)
 
