@@ -100,13 +100,14 @@ def gaussian(shape: tuple[int, int], width: float, like: torch.Tensor) -> torch.
 
 class DMSP(LearnedPrior):
     provides = frozenset({Capability.GRADIENT})
-    auto_keys = {"sigma": AUTHORS_SIGMA}
+    auto_keys = {"sigma": AUTHORS_SIGMA, "noise_floor": 0.255}
 
     def __init__(self, sigma: float | str = "auto", noise_blind: bool = False, kernel_blind: bool = False,
                  noise_blind_factor: float = 1.0, kernel_init: str = "gaussian", kernel_init_sigma: float = 3.0,
                  kernel_estimate: str = "l0", power_iterations: int = 1, denoiser: dict | None = None,
-                 preset: dict | None = None):
+                 noise_floor: float | str = "auto", preset: dict | None = None):
         self.sigma_is_auto, sigma = positive_or_auto("prior.sigma", sigma, AUTHORS_SIGMA)
+        self.floor_is_auto, self.noise_floor = positive_or_auto("prior.noise_floor", noise_floor, 0.255)
         self.sigma = sigma / 255.0
         super().__init__(weight=1.0 / self.sigma**2, denoiser=denoiser, preset=preset)
         self.noise_blind, self.kernel_blind = bool(noise_blind), bool(kernel_blind)
@@ -132,6 +133,8 @@ class DMSP(LearnedPrior):
         op = self._op = problem.op
         self.n_obs = int(op.restrict(torch.ones_like(problem.y[:1])).count_nonzero())
         self.lam, self.k_true, self._v = None, None, None
+        if self.floor_is_auto:
+            self.noise_floor = self.resolved("noise_floor", problem)
         if self.sigma_is_auto:
             self.sigma = self.resolved("sigma", problem) / 255.0
             self.weight = 1.0 / self.sigma**2
@@ -148,7 +151,8 @@ class DMSP(LearnedPrior):
         return 255.0 * (estimate_sigma(problem.y) if self.noise_blind else problem.sigma)
 
     def params(self) -> dict:
-        out = {"sigma": 255.0 * self.sigma, "weight": self.weight, "noise_blind": self.noise_blind,
+        out = {"sigma": 255.0 * self.sigma, "weight": self.weight, "noise_floor": self.noise_floor,
+               "noise_blind": self.noise_blind,
                "kernel_blind": self.kernel_blind, **self.denoiser_params()}
         if self.noise_blind:
             out["noise_blind_factor"] = self.noise_blind_factor
@@ -199,7 +203,7 @@ class DMSP(LearnedPrior):
             residual = float((problem.op.A(x) - problem.y).pow(2).sum()) / x.shape[0]
             self.lam = self.noise_lambda(residual)
         else:
-            self.lam = 1.0 / problem.sigma_eff**2
+            self.lam = 1.0 / max(problem.sigma_eff, self.noise_floor / 255.0) ** 2
         w = self.lam / (self.lam + self.weight)
         return w, 1.0 - w
 

@@ -54,7 +54,8 @@ def test_a_preset_naming_an_unknown_key_is_refused():
 
 
 @pytest.mark.parametrize("name,key,scale_of", [("daep", "sigma", 255), ("daep", "gamma", 1), ("red", "weight", 1),
-                                               ("red", "sigma", 255), ("dmsp", "sigma", 255)])
+                                               ("red", "sigma", 255), ("dmsp", "sigma", 255),
+                                               ("dmsp", "noise_floor", 1)])
 def test_auto_keys_follow_the_shipped_presets(name, key, scale_of):
     """What the prior resolves for ``auto`` is the shipped preset's rule at the problem's noise
     level and scale; a number given in the config is kept."""
