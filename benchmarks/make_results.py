@@ -228,7 +228,8 @@ TABLES = {"deblur": table_deblur, "deblur_256": table_deblur_small, "sr": table_
           "validation": table_validation}
 
 README_NOTE = ("PSNR in dB, mean over the validation split: the 20 held-out test images (Set5, Set3C, "
-               "Set12), never used to choose a default. Deblurring: 128x128 centre crops, Levin kernel 3, "
+               "Set12), not used to choose a default (docs/tuning.md notes where one of its results prompted a "
+               "second look at the tuning split). Deblurring: 128x128 centre crops, Levin kernel 3, "
                "valid boundary, Gaussian noise 2.55 / 7.65 / 12.75, PSNR without a border of half the "
                "kernel; SR: 101x113 centre crops (a size that is no multiple of any scale), MATLAB bicubic, "
                "noise-free, RGB PSNR without a border of `scale` pixels. Each prior with its defaults, "
