@@ -36,6 +36,7 @@ from pnp.capabilities import Capability
 from pnp.errors import PnPError
 from pnp.io import default_image, list_images, load_image, save_json
 from pnp.metrics import psnr
+from pnp.models.loading import weights_sha256
 from pnp.monitor import Monitor
 from pnp.problem import Problem, make_problem, observation_hash
 from pnp.runner import _means, build_triple, quality, resolve_device, save_outputs, solve_problem
@@ -73,17 +74,8 @@ def fingerprint(cfg) -> str:
         data.pop(key, None)
     denoiser = (data.get("prior") or {}).get("denoiser")
     if isinstance(denoiser, dict):  # new weights under the same name must not reuse old results
-        from pnp.models.loading import weights_files
-        data["weights_sha256"] = [file_digest(f) for f in weights_files(denoiser.get("weights"))]
+        data["weights_sha256"] = weights_sha256(denoiser.get("weights"))
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def file_digest(path: Path) -> str | None:
-    """sha256 of a file's bytes; None if it cannot be read (loading it reports that later)."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 def apply_threads(cfg) -> None:

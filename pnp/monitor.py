@@ -82,8 +82,7 @@ class Monitor:
 
     def _watch(self, step: int, x: torch.Tensor, value: float | None) -> float | None:
         watched = self._watched(x, value)
-        first = self.best_value is None and (self.best_step == 0 or self.descent)
-        if watched is not None and math.isfinite(watched) and (first or self.best_value is None or watched < self.best_value):
+        if watched is not None and math.isfinite(watched) and (self.best_value is None or watched < self.best_value):
             self.best_value, self.best_x, self.best_step = watched, x.detach().clone(), int(step)
         return watched
 

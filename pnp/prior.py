@@ -22,7 +22,6 @@ class Prior(torch.nn.Module):
         super().__init__()
         self.weight = float(weight)
         self.preset = dict(preset or {})  # this operator's rules (pnp.presets), set by the runner
-        self.auto: set[str] = set()  # the keys given as "auto"
 
     def setup(self, problem) -> None:
         """Called once before solving: check the problem fits, move networks to its device."""
@@ -31,14 +30,11 @@ class Prior(torch.nn.Module):
         """The noise level (0-255) that presets are looked up at: the problem's."""
         return 255.0 * problem.sigma
 
-    def resolved(self, key: str, problem) -> float | str:
-        """The value of the ``auto`` key ``key`` for ``problem``: its preset rule at the problem's
-        noise level and scale, else ``auto_keys[key]``."""
-        rule = self.preset.get(key)
-        if rule is None:
-            value = self.auto_keys[key]
-            return value if isinstance(value, str) else float(value)
-        return evaluate(rule, self.noise_level(problem), getattr(problem.op, "scale", 1))
+    def preset_values(self, problem) -> dict[str, float | str]:
+        """The value of every ``auto_keys`` key for ``problem``: its preset rule at the problem's
+        noise level (looked up once) and the operator's scale, else the ``auto_keys`` value."""
+        noise, scale = self.noise_level(problem), problem.op.scale
+        return {key: evaluate(self.preset.get(key, fallback), noise, scale) for key, fallback in self.auto_keys.items()}
 
     def params(self) -> dict:
         """Every hyperparameter this prior runs with, after presets and ``auto`` rules (noise-like

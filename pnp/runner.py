@@ -67,7 +67,7 @@ def build_triple(cfg) -> tuple[object, object]:
     op_name = cfg.op.get("name") if "op" in cfg else None
     params = {k: v for k, v in prior_cfg.items() if k not in RESERVED_PRIOR_KEYS}
     if prior_cfg.get("presets") is not None:
-        allowed = set(getattr(PRIORS.get(prior_cfg["name"]), "auto_keys", {}))
+        allowed = set(PRIORS.get(prior_cfg["name"]).auto_keys)
         params["preset"] = select(prior_cfg["presets"], op_name, prior_cfg["name"], allowed)
     prior = PRIORS.build(prior_cfg["name"], **params)
     solver = SOLVERS.build(solver_cfg["name"], **solver_params(solver_cfg, prior_cfg, op_name))

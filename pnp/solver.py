@@ -28,7 +28,7 @@ MAX_RESTARTS = 3
 
 class Solver:
     requires: ClassVar[frozenset[Capability]] = frozenset()
-    backoff_param: ClassVar[str | None] = "step"  # the attribute halved by ``backoff`` (None: none)
+    backoff_param: ClassVar[str | None] = "step"  # the attribute the default ``backoff`` halves
     descent: ClassVar[bool] = True  # each iterate lowers the objective (the divergence check's tolerance)
 
     def __init__(self, iterations: int = 100):
@@ -72,17 +72,15 @@ class Solver:
                 try:
                     return self.solve(problem, prior, monitor)
                 except Diverged as err:
-                    if self.restarts >= MAX_RESTARTS or monitor.best_x is None or not self.backoff():
-                        if monitor.best_x is None:
-                            raise PnPError(str(err)) from None
-                        self.diverged = True
-                        print(f"warning: {err} (returned the best iterate, from iteration {monitor.best_step}, "
-                              f"after {self.restarts} restart(s))", file=sys.stderr)
-                        return monitor.best_x
-                    self.restarts += 1
-                    self._start = monitor.best_x
-                    if hasattr(prior, "forget"):
-                        prior.forget()
+                    if monitor.best_x is None:
+                        raise PnPError(str(err)) from None
+                    if self.restarts < MAX_RESTARTS and self.backoff():
+                        self.restarts, self._start = self.restarts + 1, monitor.best_x
+                        continue
+                    self.diverged = True
+                    print(f"warning: {err} (returned the best iterate, from iteration {monitor.best_step}, "
+                          f"after {self.restarts} restart(s))", file=sys.stderr)
+                    return monitor.best_x
         finally:
             self._start = None
 

@@ -13,15 +13,11 @@ with sigma / 255.
 """
 from __future__ import annotations
 
-import hashlib
-from functools import lru_cache
-from pathlib import Path
-
 import torch
 
 from pnp.errors import PnPError
 from pnp.models.grid_shift import GridShift
-from pnp.models.loading import load_denoiser, weights_files
+from pnp.models.loading import load_denoiser, weights_files, weights_sha256
 from pnp.precision import PRECISIONS, resolve_precision
 from pnp.prior import Prior
 
@@ -39,25 +35,6 @@ def load_network(weights=None, precision: str = "fp32", arch=None, device="cpu")
         except PnPError as err:
             raise PnPError(f"prior.denoiser.weights: {err}") from None
     return _LOADED[key]
-
-
-def _is_loaded(net) -> bool:
-    base = net.net if isinstance(net, GridShift) else net
-    return any(base is loaded for loaded in _LOADED.values())
-
-
-@lru_cache(maxsize=16)
-def _digest(path: str, mtime_ns: int, size: int) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def sha256_of(path: str) -> str | None:
-    """The sha256 of a weights file (memoised per path, size and modification time)."""
-    try:
-        st = Path(path).stat()
-    except OSError:
-        return None
-    return _digest(str(path), st.st_mtime_ns, st.st_size)
 
 
 def positive(name: str, value, allow_zero: bool = False, auto: bool = False) -> float:
@@ -102,16 +79,18 @@ class LearnedPrior(Prior):
         self.denoiser_cfg = cfg
         self.precision = cfg["precision"]  # as run: auto resolved in setup (pnp.precision)
         self.net = None  # D; loaded in setup, or injected with set_network
+        self._injected = False
         self._seed, self._generators = 0, []
         self._cache = None
 
     def denoiser_params(self) -> dict:
         """The denoiser's settings as run: weights file and its sha256, precision, grid shift."""
         weights = self.denoiser_cfg["weights"]
-        injected = self.net is not None and weights is None and not _is_loaded(self.net)
-        files = [] if injected else [str(p) for p in weights_files(weights)]
-        return {"denoiser": {"weights": "module given with set_network" if injected else files,
-                             "sha256": [sha256_of(p) for p in files],
+        if self._injected:
+            files, digests = "module given with set_network", []
+        else:
+            files, digests = [str(p) for p in weights_files(weights)], weights_sha256(weights)
+        return {"denoiser": {"weights": files, "sha256": digests,
                              "precision": self.precision, "grid_shift": self.denoiser_cfg["grid_shift"]}}
 
     def params(self) -> dict:
@@ -119,7 +98,7 @@ class LearnedPrior(Prior):
 
     def set_network(self, net: torch.nn.Module) -> "LearnedPrior":
         """Use ``net`` (any module ``net(x, sigma)``) as D instead of loading the configured weights."""
-        self.net = net
+        self.net, self._injected = net, True
         return self
 
     def check(self, problem) -> None:

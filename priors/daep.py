@@ -33,10 +33,8 @@ other operator, the gradient of the energy that w balances.
 **Defaults** (``sigma: auto``, ``gamma: auto``): per-operator presets
 (``conf/prior/presets/daep.yaml``, tabled over the noise level and the SR scale), chosen by
 ``benchmarks/tune_defaults.py`` on crops of the training images and validated on held-out
-test images (docs/defaults.md). With the shipped denoiser the authors' gamma = 27.5
-over-weights the prior at every noise level, and noise-free super-resolution, where the
-1 / sqrt(t) schedule lets the data term take over, recovers more with a smoother
-autoencoder (sigma 30-55 instead of 25). The authors' values: ``prior.sigma=25
+test images (docs/tuning.md). With the shipped denoiser the authors' gamma = 27.5
+over-weights the prior at every noise level. The authors' values: ``prior.sigma=25
 prior.gamma=27.5 solver.average=0 prior.mask_border=true prior.sr_data_grad=bicubic``.
 
 **Data gradient for super-resolution** (``sr_data_grad``, default ``adjoint``): the authors'
@@ -98,10 +96,11 @@ class DAEP(LearnedPrior):
         self.problem, self._ab = problem, None
         self.inv_sqrt = self.schedule == "inv_sqrt" or (self.schedule == "auto" and problem.sigma == 0)
         self.sr_data_term = problem.op.scale > 1 and problem.sigma == 0  # DAEPSR.m: noise-free
+        auto = self.preset_values(problem)
         if self.sigma_is_auto:
-            self.sigma = self.resolved("sigma", problem) / 255.0
+            self.sigma = auto["sigma"] / 255.0
         if self.gamma_is_auto:
-            self.gamma = self.resolved("gamma", problem)
+            self.gamma = auto["gamma"]
         self.weight = self.gamma / self.s2
         self.mask = None
         if self.mask_border and getattr(problem.op, "boundary", None) == "valid":

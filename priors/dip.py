@@ -116,8 +116,9 @@ class DeepImagePrior(Prior):
             raise PnPError(f"prior dip: the image is {height}x{width}, smaller than the {self.min_size}x"
                            f"{self.min_size} minimum of its {self.scales} scales; use a larger image or "
                            f"fewer prior.scales")
-        skip = int(self.resolved("skip_channels", problem)) if self.skip_channels is None else int(self.skip_channels)
-        upsample = self.upsample or self.resolved("upsample", problem)
+        auto = self.preset_values(problem)
+        skip = int(auto["skip_channels"] if self.skip_channels is None else self.skip_channels)
+        upsample = self.upsample or auto["upsample"]
         self.skip_used, self.upsample_used = skip, upsample
         step = 2**self.scales
         padded = (math.ceil(height / step) * step, math.ceil(width / step) * step)

@@ -53,7 +53,7 @@ and step size are ours: the released code has no kernel-blind variant.
 **Defaults** (``sigma: auto``): per-operator presets (``conf/prior/presets/dmsp.yaml``,
 tabled over the noise level: the problem's, or when noise-blind the wavelet estimate
 ``pnp.noise.estimate_sigma(y)``), chosen by ``benchmarks/tune_defaults.py`` on crops of the
-training images and validated on held-out test images (docs/defaults.md). The authors'
+training images and validated on held-out test images (docs/tuning.md). The authors'
 fixed 11 fits noise around 2.55; above it the iterates peak and then fit the noise, and a
 larger smoothing (about the authors' 11 and the noise combined) holds.
 
@@ -133,10 +133,11 @@ class DMSP(LearnedPrior):
         op = self._op = problem.op
         self.n_obs = int(op.restrict(torch.ones_like(problem.y[:1])).count_nonzero())
         self.lam, self.k_true, self._v = None, None, None
+        auto = self.preset_values(problem)  # noise-blind: estimates the noise from y once
         if self.floor_is_auto:
-            self.noise_floor = self.resolved("noise_floor", problem)
+            self.noise_floor = auto["noise_floor"]
         if self.sigma_is_auto:
-            self.sigma = self.resolved("sigma", problem) / 255.0
+            self.sigma = auto["sigma"] / 255.0
             self.weight = 1.0 / self.sigma**2
         if self.kernel_blind:
             self.k_true = op.kernel.detach().clone()

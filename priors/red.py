@@ -31,7 +31,7 @@ sigma=4.1``, ``solver.rho`` = 1e-3 x 255^2 = 65.025; ``sigma`` is given in 0-255
 **Defaults** (``weight: auto``, ``sigma: auto``): per-operator presets
 (``conf/prior/presets/red.yaml``, tabled over the noise level), chosen by
 ``benchmarks/tune_defaults.py`` on crops of the training images and validated on held-out
-test images (docs/defaults.md). The paper's pair (lambda = 0.01 on the 0-255 scale, sigma_e =
+test images (docs/tuning.md). The paper's pair (lambda = 0.01 on the 0-255 scale, sigma_e =
 4.1, for noise sqrt(2)) barely smooths the noise that deconvolution amplifies at the usual
 benchmark noise levels; the data-normalised weight lambda sigma_n^2 has to grow with the
 noise. For super-resolution most of x lies in the null space of H, where the fixed point is
@@ -68,10 +68,11 @@ class RED(LearnedPrior):
 
     def setup(self, problem) -> None:
         super().setup(problem)
+        auto = self.preset_values(problem)
         if self.weight_is_auto:
-            self.weight = self.resolved("weight", problem)
+            self.weight = auto["weight"]
         if self.sigma_is_auto:
-            self.sigma = self.resolved("sigma", problem) / 255.0
+            self.sigma = auto["sigma"] / 255.0
         self._v = None
 
     def params(self) -> dict:

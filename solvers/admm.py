@@ -23,8 +23,8 @@ from pnp.solver import Solver
 
 
 class ADMM(Solver):
-    descent = False
     requires = frozenset({Capability.PROX})
+    descent = False
 
     def __init__(self, iterations: int = 100, rho: float | None = None, sigma_prox: float | None = None,
                  alpha: float = 1.0):
@@ -37,8 +37,6 @@ class ADMM(Solver):
             raise PnPError(f"solver.alpha must be in (0, 2], got {alpha}")
         self.rho, self.sigma_prox, self.alpha = rho, sigma_prox, float(alpha)
         self.rho_factor = 1.0  # raised by backoff after a divergence
-
-    backoff_param = None
 
     def backoff(self) -> bool:
         """Double the penalty rho: smaller steps of the split."""

@@ -24,7 +24,6 @@ from pnp.capabilities import Capability
 from pnp.errors import PnPError
 from pnp.solver import Solver
 
-FIT_DEFAULT = {"iterations": 2000, "reg_noise": 0.03}  # super-resolution.ipynb, x4; per operator: conf/prior/dip.yaml
 
 
 def set_total(monitor, total: int) -> None:
@@ -41,32 +40,29 @@ class DIPFit(Solver):
     requires = frozenset({Capability.REPARAM})
     backoff_param = "lr"
 
-    def __init__(self, iterations: int | None = None, lr: float = 0.01, reg_noise: float | None = None,
+    def __init__(self, iterations: int = 2000, lr: float = 0.01, reg_noise: float = 0.03,
                  ema: float = 0.99, backtrack_db: float = 5.0):
-        super().__init__(1 if iterations is None else iterations)
+        """Defaults: the authors' super-resolution notebook (x4); the prior's per-operator
+        recommendation (``prior.solvers.by_op`` in conf/prior/dip.yaml) overrides them."""
+        super().__init__(iterations)
         if lr <= 0:
             raise PnPError(f"solver.lr must be > 0, got {lr}")
-        if reg_noise is not None and reg_noise < 0:
+        if reg_noise < 0:
             raise PnPError(f"solver.reg_noise must be >= 0, got {reg_noise}")
         if not 0 <= ema < 1:
             raise PnPError(f"solver.ema must be in [0, 1), got {ema}")
         if backtrack_db <= 0:
             raise PnPError(f"solver.backtrack_db must be > 0 (dB), got {backtrack_db}")
-        self.fixed_iterations, self.fixed_reg_noise = iterations, reg_noise
+        self.reg_noise = float(reg_noise)
         self.lr, self.ema, self.backtrack_db = float(lr), float(ema), float(backtrack_db)
         self.outputs: dict = {}
 
     def settings(self, problem) -> tuple[int, float]:
-        """(iterations, reg_noise): the config's values (the prior's per-operator recommendation,
-        ``prior.solvers.by_op``, fills them), else the authors' super-resolution settings."""
-        task = FIT_DEFAULT
-        iterations = task["iterations"] if self.fixed_iterations is None else int(self.fixed_iterations)
-        reg_noise = task["reg_noise"] if self.fixed_reg_noise is None else float(self.fixed_reg_noise)
-        return iterations, reg_noise
+        """(iterations, reg_noise) this fit runs with."""
+        return self.iterations, self.reg_noise
 
     def solve(self, problem, prior, monitor) -> torch.Tensor:
-        self.iterations, reg_noise = self.settings(problem)
-        set_total(monitor, self.iterations)
+        reg_noise = self.reg_noise
         monitor.step_param = "solver.lr"
         params = [p for p in prior.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=self.lr)

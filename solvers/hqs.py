@@ -41,8 +41,6 @@ class HQS(Solver):
         self.sigma_end_min = float(sigma_end_min)
         self.lam_factor = 1.0  # raised by backoff after a divergence
 
-    backoff_param = None
-
     def backoff(self) -> bool:
         """Double lam (every rho_k): the data step keeps x nearer z."""
         self.lam_factor *= 2.0

@@ -103,8 +103,6 @@ class Langevin(Solver):
         self.outputs: dict = {}
         self.step_factor = 1.0  # lowered by backoff after a divergence
 
-    backoff_param = None
-
     def backoff(self) -> bool:
         """Halve the step (h0 or eps)."""
         self.step_factor *= 0.5

@@ -27,6 +27,7 @@ input run on replicated channels and return the channel mean.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 from pathlib import Path
 
@@ -220,6 +221,18 @@ def weights_files(weights=None) -> list[Path]:
     if weights is None:
         return [f for f in (SHIPPED_WEIGHTS, SHIPPED_GRAY_WEIGHTS) if f.exists()]
     return [SHIPPED_WEIGHTS if weights == COLOUR_ONLY else Path(str(weights))]
+
+
+def weights_sha256(weights=None) -> list[str | None]:
+    """The sha256 of each file ``load_denoiser(weights)`` reads (None for one that cannot be read:
+    loading it reports that). 13 ms for both shipped files, so it is not memoised."""
+    digests = []
+    for path in weights_files(weights):
+        try:
+            digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
+        except OSError:
+            digests.append(None)
+    return digests
 
 
 def load_denoiser(weights=None, arch: str | None = None, device="cpu", precision: str = "fp32") -> nn.Module:
