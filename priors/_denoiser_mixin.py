@@ -1,6 +1,13 @@
 """What the learned priors (daep, dmsp, red, denoiser) share: the denoiser D(x, sigma).
 
-``LearnedPrior`` loads D once per (weights, precision, device) with
+``prior.denoiser.name`` chooses D: ``network`` (the default), the learned denoiser, or a
+classical one, ``bm3d`` or ``nlm`` (``pnp.models.classical``; the settings ``weights``,
+``precision``, ``arch`` and ``grid_shift`` belong to the network and are ignored for them, and
+the run record lists the classical denoiser's own settings instead). A prior whose gradient
+needs D's Jacobian (``needs_jacobian``: DAEP's vector-Jacobian product) refuses a classical
+denoiser when it is built, before any work.
+
+``LearnedPrior`` loads the network once per (weights, precision, device) with
 ``pnp.models.loading.load_denoiser`` (config ``prior.denoiser: {weights, precision}``; weights
 null = the shipped colour ``pnp/weights/denoiser.pt`` with ``denoiser_gray.pt`` for gray
 images), draws the priors' noise eta from a generator seeded by the problem's seed, and keeps a one-entry cache of the last network call, keyed by
@@ -13,15 +20,18 @@ with sigma / 255.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from pnp.errors import PnPError
+from pnp.models.classical import CLASSICAL, DENOISER_NAMES, NETWORK, load_classical, require_package
 from pnp.models.grid_shift import GridShift
 from pnp.models.loading import load_denoiser, weights_files, weights_sha256
 from pnp.precision import PRECISIONS, resolve_precision
 from pnp.prior import Prior
 
-DENOISER_KEYS = ("weights", "precision", "arch", "grid_shift")
+DENOISER_KEYS = ("name", "weights", "precision", "arch", "grid_shift")
 NOISE_STREAM = 7  # the problem draws its observation from streams 1 and 2 of the same seed
 _LOADED: dict = {}
 
@@ -35,6 +45,44 @@ def load_network(weights=None, precision: str = "fp32", arch=None, device="cpu")
         except PnPError as err:
             raise PnPError(f"prior.denoiser.weights: {err}") from None
     return _LOADED[key]
+
+
+def load_classical_once(name: str) -> torch.nn.Module:
+    """``load_classical`` memoised per name (it holds no state between calls)."""
+    key = ("classical", name)
+    if key not in _LOADED:
+        _LOADED[key] = load_classical(name)
+    return _LOADED[key]
+
+
+def denoiser_priors(needs_jacobian: bool | None = None) -> list[str]:
+    """The registered priors built on ``LearnedPrior`` (those with ``needs_jacobian`` equal to the
+    argument, unless None): the priors a ``prior.denoiser.name`` applies to."""
+    from pnp.registry import PRIORS
+
+    found = []
+    for name in PRIORS.names():
+        try:
+            cls = PRIORS.get(name)
+        except PnPError:
+            continue
+        if isinstance(cls, type) and issubclass(cls, LearnedPrior) and \
+                (needs_jacobian is None or cls.needs_jacobian == needs_jacobian):
+            found.append(name)
+    return found
+
+
+def registered_name(cls: type) -> str:
+    """The registry name of a prior class (its class name if it is not registered)."""
+    from pnp.registry import PRIORS
+
+    for name in PRIORS.names():
+        try:
+            if PRIORS.get(name) is cls:
+                return name
+        except PnPError:
+            continue
+    return cls.__name__
 
 
 def positive(name: str, value, allow_zero: bool = False, auto: bool = False) -> float:
@@ -66,12 +114,20 @@ def at_least_one(name: str, value) -> int:
 class LearnedPrior(Prior):
     """A prior built on a Gaussian denoiser ``D(x, sigma)`` (x in [0, 1], sigma on [0, 1])."""
 
+    needs_jacobian: ClassVar[bool] = False  # the prior differentiates through D (a classical D is refused)
+
     def __init__(self, weight: float = 1.0, denoiser: dict | None = None, preset: dict | None = None):
         super().__init__(weight, preset)
-        cfg = {"weights": None, "precision": "auto", "arch": None, "grid_shift": False, **dict(denoiser or {})}
+        cfg = {"name": NETWORK, "weights": None, "precision": "auto", "arch": None, "grid_shift": False,
+               **dict(denoiser or {})}
         unknown = sorted(set(cfg) - set(DENOISER_KEYS))
         if unknown:
             raise PnPError(f"prior.denoiser: unknown key(s) {', '.join(unknown)}; known: {', '.join(DENOISER_KEYS)}")
+        if cfg["name"] not in DENOISER_NAMES:
+            raise PnPError(f"prior.denoiser.name must be one of {', '.join(DENOISER_NAMES)}, got {cfg['name']!r}")
+        if cfg["name"] in CLASSICAL:
+            self.refuse_classical(cfg["name"])
+            require_package(cfg["name"])
         if cfg["precision"] not in PRECISIONS:
             raise PnPError(f"prior.denoiser.precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
         if not isinstance(cfg["grid_shift"], bool):
@@ -83,14 +139,32 @@ class LearnedPrior(Prior):
         self._seed, self._generators = 0, []
         self._cache = None
 
+    @property
+    def classical(self) -> bool:
+        """D is a classical denoiser (``prior.denoiser.name`` bm3d or nlm), not the network."""
+        return self.denoiser_cfg["name"] in CLASSICAL and not self._injected
+
+    def refuse_classical(self, name: str) -> None:
+        """A one-line PnPError if this prior needs D's Jacobian, which classical ``name`` lacks."""
+        if not self.needs_jacobian:
+            return
+        fits = "/".join(denoiser_priors(needs_jacobian=False)) or "none"
+        raise PnPError(f"prior '{registered_name(type(self))}' needs a differentiable denoiser (its gradient "
+                       f"is a vector-Jacobian product through D); prior.denoiser.name={name} is not; use "
+                       f"prior.denoiser.name={NETWORK}, or prior {fits} with {name}")
+
     def denoiser_params(self) -> dict:
-        """The denoiser's settings as run: weights file and its sha256, precision, grid shift."""
+        """The denoiser's settings as run: its name; for the network the weights file and its
+        sha256, precision and grid shift; for a classical denoiser its package and settings."""
+        if self.classical:
+            name = self.denoiser_cfg["name"]
+            return {"denoiser": {"name": name, **load_classical_once(name).settings()}}
         weights = self.denoiser_cfg["weights"]
         if self._injected:
             files, digests = "module given with set_network", []
         else:
             files, digests = [str(p) for p in weights_files(weights)], weights_sha256(weights)
-        return {"denoiser": {"weights": files, "sha256": digests,
+        return {"denoiser": {"name": NETWORK, "weights": files, "sha256": digests,
                              "precision": self.precision, "grid_shift": self.denoiser_cfg["grid_shift"]}}
 
     def params(self) -> dict:
@@ -106,12 +180,15 @@ class LearnedPrior(Prior):
 
     def setup(self, problem) -> None:
         self.check(problem)
-        if self.net is None:
-            self.precision = resolve_precision(self.denoiser_cfg["precision"], problem.y.device)
-            self.net = load_network(self.denoiser_cfg["weights"], self.precision,
-                                    self.denoiser_cfg["arch"], problem.y.device)
-        base = self.net.net if isinstance(self.net, GridShift) else self.net
-        self.net = GridShift(base) if self.denoiser_cfg["grid_shift"] else base  # a fresh cycle per problem
+        if self.classical:  # weights, precision, arch and grid_shift are the network's
+            self.net, self.precision = load_classical_once(self.denoiser_cfg["name"]), None
+        else:
+            if self.net is None:
+                self.precision = resolve_precision(self.denoiser_cfg["precision"], problem.y.device)
+                self.net = load_network(self.denoiser_cfg["weights"], self.precision,
+                                        self.denoiser_cfg["arch"], problem.y.device)
+            base = self.net.net if isinstance(self.net, GridShift) else self.net
+            self.net = GridShift(base) if self.denoiser_cfg["grid_shift"] else base  # a fresh cycle per problem
         self._seed, self._generators = int(problem.seed) * 1_000_003 + NOISE_STREAM, []
         self._cache = None
 

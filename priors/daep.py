@@ -75,6 +75,7 @@ AUTHORS_SIGMA, AUTHORS_GAMMA = 25.0, 27.5
 
 class DAEP(LearnedPrior):
     provides = frozenset({Capability.GRADIENT})
+    needs_jacobian = True  # g_p needs J^T r: a classical prior.denoiser.name is refused when built
     auto_keys = {"sigma": AUTHORS_SIGMA, "gamma": AUTHORS_GAMMA}
 
     def __init__(self, sigma: float | str = "auto", gamma: float | str = "auto", schedule: str = "auto",

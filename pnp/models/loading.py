@@ -21,7 +21,9 @@ may also hold, detected from the state-dict keys and shapes:
 Files are always read with ``torch.load(..., weights_only=True)``: pickles that
 need code execution are refused.  Every failure raises ``PnPError`` naming the file.
 Gray models applied to colour input run per channel; colour models applied to gray
-input run on replicated channels and return the channel mean.
+input run on replicated channels and return the channel mean. Every loaded model has
+``differentiable = True`` (gradients reach its input); the classical denoisers of
+``pnp.models.classical`` have False.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class Denoiser(nn.Module):
         channels: channels ``net`` expects (1 or 3).
         precision: "fp32" or "bf16" (autocast bf16 + channels_last).
     """
+
+    differentiable = True  # torch.autograd reaches the input (DAEP's vector-Jacobian product)
 
     def __init__(self, net: nn.Module, channels: int, precision: str = "fp32"):
         super().__init__()
@@ -98,6 +102,7 @@ class ByChannels(nn.Module):
     """
 
     channels = None
+    differentiable = True
 
     def __init__(self, colour: nn.Module, gray: nn.Module):
         super().__init__()
@@ -276,4 +281,5 @@ def load_denoiser(weights=None, arch: str | None = None, device="cpu", precision
         raise PnPError(f"{path}: state dict does not fit a {found} model: {short_message(e)}") from None
     model.set_precision(precision)
     model.eval().requires_grad_(False)
+    model.differentiable = True  # a network: gradients reach its input (classical denoisers: False)
     return model.to(device)
