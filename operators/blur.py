@@ -8,6 +8,7 @@ from deepinv.physics.functional import filter_fft
 
 from pnp.operator import Operator, conjugate_gradients
 from pnp.operators.kernels import check_fits, make_kernel
+from pnp.svd import circular_convolution
 
 BOUNDARIES = ("valid", "circular")
 
@@ -88,6 +89,16 @@ class Blur(Operator):
         return correlate_full(y, self.kernel_shape, self.spectrum((y.shape[-2] + kh - 1, y.shape[-1] + kw - 1), y))
 
     warm_start = True
+    provides = frozenset({"svd"})
+    provides_when = {"svd": "op.boundary=circular"}
+
+    def svd(self):
+        """Circular boundary: A = F^-1 diag(K) F, K the DFT of the kernel as the physics applies it
+        (``pnp.svd.circular_convolution``); valid boundary: None (A = P C has no SVD in closed form)."""
+        if self.boundary != "circular":
+            return None
+        return circular_convolution(filter_fft(self.physics.filter.to(torch.float64), self.shape[1:],
+                                               real_fft=False, dims=(-2, -1))[0, 0])
 
     def data_step(self, y, z, rho, sigma, start=None):
         if self.boundary == "circular":
@@ -96,6 +107,13 @@ class Blur(Operator):
         tol = 1e-10 if y.dtype == torch.float64 else self.cg_tol
         return valid_data_step(y, z, rho, sigma, self.kernel_shape, self.spectrum(z.shape[-2:], z), tol,
                                start=start)
+
+    def transfer_function(self) -> torch.Tensor | None:
+        """F k, the kernel's DFT of the image size (first tap at the origin), for ``boundary='circular'``;
+        None for ``valid`` (a crop of a convolution is not diagonal in Fourier)."""
+        if self.boundary != "circular":
+            return None
+        return filter_fft(self.physics.filter, self.shape[-2:], real_fft=False, dims=(-2, -1))[0, 0]
 
     def baseline(self, y: torch.Tensor) -> torch.Tensor:
         if self.boundary == "circular":

@@ -5,6 +5,7 @@ import torch
 from deepinv.physics import Denoising
 
 from pnp.operator import Operator
+from pnp.svd import diagonal
 
 
 class Denoise(Operator):
@@ -17,6 +18,16 @@ class Denoise(Operator):
     def __init__(self, shape, generator: torch.Generator | None = None):
         super().__init__(shape, generator)
         self.physics = Denoising()
+
+    def transfer_function(self) -> torch.Tensor:
+        """K = 1 at every frequency (A = I)."""
+        return torch.ones(self.shape[-2:], dtype=torch.complex64)
+
+    provides = frozenset({"svd"})
+
+    def svd(self):
+        """A = I: U = V = I, s = 1."""
+        return diagonal(torch.ones(1, *self.shape, dtype=torch.float64))
 
     def baseline(self, y):
         return y.clone()

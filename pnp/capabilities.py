@@ -11,6 +11,7 @@ class Capability(str, Enum):
     PROX = "prox"  # prior.prox(z, tau): argmin_v tau R(v) + ||v - z||^2 / 2 (a denoiser: D(z, sqrt(tau)))
     SCORE = "score"  # prior.score(x, sigma): grad log p_sigma(x) = (D(x, sigma) - x) / sigma^2
     REPARAM = "reparametrization"  # prior.generator(...): x = f_theta(z), theta fitted to the data
+    CLOSED_FORM = "closed_form"  # prior.estimate(problem): the restored image in one step (e.g. a Wiener filter)
 
     def __str__(self) -> str:
         return self.value

@@ -6,6 +6,8 @@ a deepinv ``LinearPhysics`` wherever deepinv has the operator (``self.physics``)
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from pnp.errors import PnPError
@@ -20,6 +22,10 @@ class Operator(torch.nn.Module):
     solvers then pass their previous solution as the starting point.
     """
 
+    # Capabilities a solver may need of the operator (``Solver.requires_operator``), e.g. "svd";
+    # ``provides_when``: the configuration a capability needs, where not every one has it.
+    provides: ClassVar[frozenset[str]] = frozenset()
+    provides_when: ClassVar[dict[str, str]] = {}
     warm_start = False
     scale = 1  # the resolution factor between x and y (super-resolution: > 1); presets are tabled over it
 
@@ -58,6 +64,18 @@ class Operator(torch.nn.Module):
 
         b = self.A_adjoint(y) / sigma**2 + rho * z
         return conjugate_gradients(normal, b, z.clone(), precondition, iterations, tol)
+
+    def transfer_function(self) -> torch.Tensor | None:
+        """K, the H x W complex transfer function when A = F^-1 diag(K) F on images of ``self.shape``
+        (F the 2-D DFT of each channel), or None where the DFT does not diagonalise A. Frequency
+        (0, 0) at index [0, 0] (``torch.fft.fft2``'s order)."""
+        return None
+
+    def svd(self):
+        """A = U diag(s) V^T as fast transforms (``pnp.svd.SVD``), for operators that declare
+        "svd" in ``provides``; None where this configuration has no known SVD (the default; e.g. a
+        valid-boundary blur)."""
+        return None
 
     def restrict(self, y: torch.Tensor) -> torch.Tensor:
         """Keep only the observed values of a noisy observation (masks zero the rest)."""

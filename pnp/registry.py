@@ -68,6 +68,7 @@ PRIORS = Registry("priors", {
     "denoiser": "pnp.priors.denoiser:DenoiserPrior",
     "score": "pnp.priors.score:ScorePrior",
     "dip": "pnp.priors.dip:DeepImagePrior",
+    "wiener": "pnp.priors.wiener:Wiener",
 })
 
 OPERATORS = Registry("operators", {
@@ -87,6 +88,7 @@ SOLVERS = Registry("solvers", {
     "fixed_point": "pnp.solvers.fixed_point:FixedPoint",
     "langevin": "pnp.solvers.langevin:Langevin",
     "dip": "pnp.solvers.dip:DIPFit",
+    "closed_form": "pnp.solvers.closed_form:ClosedForm",
 })
 
 
