@@ -11,6 +11,7 @@ from deepinv.physics import Inpainting
 
 from pnp.errors import PnPError
 from pnp.operator import Operator
+from pnp.svd import diagonal
 
 
 class MaskedOperator(Operator):
@@ -20,6 +21,12 @@ class MaskedOperator(Operator):
     def mask(self) -> torch.Tensor:
         """1 where observed (1 x 1 x H x W for pixels, 1 x 3 x H x W per colour)."""
         return self.physics.mask
+
+    provides = frozenset({"svd"})
+
+    def svd(self):
+        """A = diag(m): U = V = I, s = m (0 where a value is missing)."""
+        return diagonal(self.mask.to(torch.float64).expand(1, *self.shape))
 
     def restrict(self, y):
         """Unobserved values carry no data: y = m . (A x + n)."""

@@ -9,6 +9,7 @@ from pnp.operator import Operator
 from pnp.operators._bicubic import resize_matrix
 from pnp.operators.blur import circular_data_step
 from pnp.operators.kernels import centre_offset, check_fits, make_kernel
+from pnp.svd import separable
 
 
 class SuperResolution(Operator):
@@ -85,6 +86,14 @@ class SuperResolution(Operator):
         Uh, Uw = self._matrix("eigenvectors_h", z), self._matrix("eigenvectors_w", z)
         d_h, d_w = self._matrix("eigenvalues_h", z), self._matrix("eigenvalues_w", z)
         return Uh @ ((Uh.T @ b @ Uw) / (d_h[:, None] * d_w[None, :] / sigma**2 + rho)) @ Uw.T
+
+    provides = frozenset({"svd"})
+    provides_when = {"svd": "op.kernel=bicubic"}
+
+    def svd(self):
+        """Bicubic: A X = R_h X R_w^T, separable (``pnp.svd.separable``: per-axis SVDs, Kronecker
+        singular values s_h,i s_w,j). Kernel mode: None (not implemented)."""
+        return separable(self.down_h, self.down_w) if self.bicubic else None
 
     def baseline(self, y):
         return self._matrix("up_h", y) @ y @ self._matrix("up_w", y).T

@@ -12,6 +12,10 @@ import torch
 
 from pnp.errors import PnPError
 
+# Operator capabilities (``Operator.provides``, ``Solver.requires_operator``): the method an
+# operator implements for each, and how an error message names it.
+OPERATOR_CAPABILITIES = {"svd": "an SVD"}  # svd(): pnp.svd.SVD, A = U diag(s) V^T
+
 
 class Operator(torch.nn.Module):
     """A linear operator A with adjoint A^T and the data step.

@@ -88,6 +88,8 @@ SOLVERS = Registry("solvers", {
     "fixed_point": "pnp.solvers.fixed_point:FixedPoint",
     "langevin": "pnp.solvers.langevin:Langevin",
     "dip": "pnp.solvers.dip:DIPFit",
+    "ddrm": "pnp.solvers.ddrm:DDRM",
+    "snips": "pnp.solvers.snips:SNIPS",
     "closed_form": "pnp.solvers.closed_form:ClosedForm",
 })
 
@@ -116,6 +118,44 @@ def check_compatible(prior_name: str, solver_name: str) -> None:
         f"which prior '{prior_name}' does not provide; priors that fit '{solver_name}': "
         f"{', '.join(priors) or 'none'}; solvers that fit '{prior_name}': {', '.join(solvers) or 'none'}"
     )
+
+
+def check_operator(solver_name: str, op_name: str | None = None, op=None) -> None:
+    """Raise PnPError naming the operators that fit when solver ``solver_name`` needs an operator
+    capability (``Solver.requires_operator``, e.g. "svd") that operator ``op_name`` does not
+    declare (``Operator.provides``) or that the built operator ``op`` lacks in its configuration
+    (its method of that name returns None, e.g. a valid-boundary blur's ``svd()``)."""
+    from pnp.operator import OPERATOR_CAPABILITIES
+
+    needs = set(SOLVERS.get(solver_name).requires_operator)
+    if not needs:
+        return
+    missing = set()
+    if op_name is not None:
+        missing |= needs - set(OPERATORS.get(op_name).provides)
+    if op is not None:
+        missing |= {c for c in needs if c not in type(op).provides or getattr(op, c)() is None}
+    if not missing:
+        return
+    fits = []
+    for name, cls in _available(OPERATORS).items():
+        if needs <= set(getattr(cls, "provides", ())):
+            when = [cls.provides_when[c] for c in sorted(needs) if c in cls.provides_when]
+            fits.append(name + (f" ({', '.join(when)})" if when else ""))
+    wanted = " and ".join(OPERATOR_CAPABILITIES.get(c, c) for c in sorted(missing))
+    raise PnPError(f"solver '{solver_name}' needs an operator with {wanted}; operators that have one: "
+                   f"{', '.join(fits) or 'none'}")
+
+
+def registered_name(registry: Registry, obj) -> str | None:
+    """The name under which ``type(obj)`` is registered (the first, in sorted order), or None."""
+    for candidate in registry.names():
+        try:
+            if registry.get(candidate) is type(obj):
+                return candidate
+        except PnPError:
+            continue
+    return None
 
 
 def operator_name(op) -> str | None:

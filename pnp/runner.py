@@ -17,7 +17,7 @@ from pnp.io import default_image, list_images, load_image, save_csv, save_image,
 from pnp.metrics import aligned_psnr, psnr, psnr_border, ssim
 from pnp.presets import select
 from pnp.problem import Problem, make_problem
-from pnp.registry import PRIORS, SOLVERS, check_compatible
+from pnp.registry import PRIORS, SOLVERS, check_compatible, check_operator
 from pnp.validate import ssim_fits
 
 RESERVED_PRIOR_KEYS = ("name", "solvers", "presets")
@@ -65,6 +65,7 @@ def build_triple(cfg) -> tuple[object, object]:
     prior_cfg, solver_cfg = _plain(cfg.prior), _plain(cfg.solver)
     check_compatible(prior_cfg["name"], solver_cfg["name"])
     op_name = cfg.op.get("name") if "op" in cfg else None
+    check_operator(solver_cfg["name"], op_name)
     params = {k: v for k, v in prior_cfg.items() if k not in RESERVED_PRIOR_KEYS}
     if prior_cfg.get("presets") is not None:
         allowed = set(PRIORS.get(prior_cfg["name"]).auto_keys)

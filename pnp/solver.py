@@ -28,6 +28,7 @@ MAX_RESTARTS = 3
 
 class Solver:
     requires: ClassVar[frozenset[Capability]] = frozenset()
+    requires_operator: ClassVar[frozenset[str]] = frozenset()  # of the operator, e.g. {"svd"} (pnp.operator)
     backoff_param: ClassVar[str | None] = "step"  # the attribute the default ``backoff`` halves
     descent: ClassVar[bool] = True  # each iterate lowers the objective (the divergence check's tolerance)
 
@@ -66,6 +67,10 @@ class Solver:
     def run(self, problem, prior, monitor) -> torch.Tensor:
         """``solve`` with the divergence guard (module docstring)."""
         self.restarts, self.diverged, self._start = 0, False, None
+        if self.requires_operator:  # this configuration of the operator (e.g. its boundary), before any work
+            from pnp.registry import SOLVERS, check_operator, registered_name
+
+            check_operator(registered_name(SOLVERS, self) or type(self).__name__.lower(), op=problem.op)
         monitor.descent = self.descent
         try:
             while True:

@@ -43,12 +43,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
-from pnp.metrics import psnr
+from pnp.sampling import summarise
 from pnp.solver import Solver
 from pnp.solvers.dip import set_total
 from pnp.solvers.fista import operator_norm_sq
@@ -188,34 +187,6 @@ class Langevin(Solver):
         monitor(step, x.view(self.samples, -1, *x.shape[1:]).mean(0))
 
     def summarise(self, samples: torch.Tensor, problem) -> dict:
-        """Samples, the uncertainty map and its scale, single-sample PSNR, std-error correlation."""
-        k = samples.shape[0]
-        outputs: dict = {"samples": samples.flatten(0, 1)}
-        truth = problem.x_true
-        if truth is not None and truth.shape == samples.shape[1:]:
-            single = psnr(samples.flatten(0, 1), truth.repeat(k, 1, 1, 1))
-            outputs["psnr_single_sample_mean"] = float(single.mean())
-        if k < 2:
-            return outputs
-        std = samples.std(0, unbiased=True).mean(1)  # B x H x W, averaged over channels
-        scale = float(torch.quantile(std[0].flatten().float(), 0.99).clamp_min(1e-8))
-        outputs["uncertainty"] = colour_map(std[0] / scale, self.colormap)
-        outputs["uncertainty_scale"] = scale
-        if truth is not None and truth.shape == samples.shape[1:]:
-            error = (samples.mean(0) - truth).abs().mean(1)
-            outputs["uncertainty_error_correlation"] = pearson(std.flatten(), error.flatten())
-        return outputs
-
-
-def colour_map(values: torch.Tensor, name: str = "inferno") -> np.ndarray:
-    """H x W values in [0, 1] (clipped) -> H x W x 3 uint8 picture through a matplotlib colour map."""
-    from matplotlib import colormaps
-
-    rgba = colormaps[name](values.clamp(0, 1).detach().cpu().numpy())
-    return (rgba[..., :3] * 255).round().astype(np.uint8)
-
-
-def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Pearson's correlation coefficient of two flattened maps."""
-    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
-    return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-30))
+        """Samples, the uncertainty map and its scale, single-sample PSNR, std-error correlation
+        (``pnp.sampling.summarise``)."""
+        return summarise(samples, problem, self.colormap)
