@@ -20,7 +20,10 @@ values over- or under-smooth. S_x (``spectrum``):
 - ``constant``: sigma^2 / S_x = ``nsr``, one number for every frequency (Gonzalez & Woods'
   Eq. 5.8-6 with the ratio K set by hand); it does not follow the noise level.
 
-The defaults were chosen on crops of the training images (docs/classical.md). A noise-free
+The defaults (power_law, exponent 2.25, weight 1) were chosen on crops of the training images
+(docs/classical.md): among exponents 1.5-3 and weights 0.5-2 they had the fewest problems below
+the observation (1 of 80) and the best mean PSNR; the constant ratio falls below the observation
+at most noise levels. A noise-free
 problem is filtered at the floor sigma = 0.255 / 255. Needs an operator that the DFT
 diagonalises (``Operator.transfer_function``): circular blur or denoising. Solver:
 ``closed_form`` (``estimate``).
@@ -40,7 +43,7 @@ TINY = 1e-12
 class Wiener(Prior):
     provides = frozenset({Capability.CLOSED_FORM})
 
-    def __init__(self, spectrum: str = "power_law", exponent: float = 2.0, nsr: float = 0.01, weight: float = 1.0):
+    def __init__(self, spectrum: str = "power_law", exponent: float = 2.25, nsr: float = 0.01, weight: float = 1.0):
         if spectrum not in SPECTRA:
             raise PnPError(f"prior.spectrum must be one of {', '.join(SPECTRA)}, got {spectrum!r}")
         for key, value in (("exponent", exponent), ("nsr", nsr), ("weight", weight)):
