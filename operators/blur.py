@@ -63,6 +63,19 @@ class Blur(Operator):
     def kernel(self) -> torch.Tensor:
         return self.physics.filter[0, 0]
 
+    @property
+    def valid_border(self) -> tuple[int, int]:
+        """(kh // 2, kw // 2) for the valid boundary, (0, 0) for the circular one."""
+        return tuple(n // 2 for n in self.kernel_shape) if self.boundary == "valid" else (0, 0)
+
+    def set_kernel(self, k: torch.Tensor) -> None:
+        """Blur by ``k`` (kh x kw, this operator's kernel size) from now on; differentiable in ``k``
+        (kernel-blind DMSP takes the kernel's gradient through A)."""
+        self.require(tuple(k.shape) == self.kernel_shape,
+                     f"a replacement kernel must be {self.kernel_shape[0]}x{self.kernel_shape[1]} like the "
+                     f"operator's, got {'x'.join(map(str, k.shape))}")
+        self.physics.update_parameters(filter=k[None, None])
+
     def spectrum(self, size, like: torch.Tensor) -> torch.Tensor:
         """rfft2 of the kernel zero-padded to ``size`` with its first tap at the origin, in the
         dtype and device of ``like``; cached until the kernel or the size changes.

@@ -93,6 +93,37 @@ class Operator(torch.nn.Module):
         """The starting point of iterative solvers (defaults to the baseline)."""
         return self.baseline(y)
 
+    # What priors may read of an operator (declared here, so nothing probes for attributes).
+
+    @property
+    def kernel(self) -> torch.Tensor | None:
+        """The point-spread function (kh x kw, sum 1) of a convolution operator: what DMSP reads for
+        its noise-blind ||k||^2 and replaces when kernel-blind. None (the default): no kernel."""
+        return None
+
+    @property
+    def valid_border(self) -> tuple[int, int]:
+        """(rows, columns) at each side of x that the observation covers only in part: half the
+        kernel, kh // 2 and kw // 2, for a valid-boundary blur (the ring its ``baseline`` fills by
+        replication, which DAEP's ``mask_border`` leaves to the data). Default (0, 0): none."""
+        return (0, 0)
+
+    def set_kernel(self, k: torch.Tensor) -> None:
+        """Replace the kernel by ``k`` (same shape), in place. Default: a one-line PnPError, for
+        operators without a kernel."""
+        raise PnPError(f"operator {type(self).__name__} has no blur kernel to replace (op=blur has one)")
+
+    def with_kernel(self, k: torch.Tensor) -> "Operator":
+        """A copy of this operator with kernel ``k``; this one is left unchanged (``set_kernel``
+        on the copy: a one-line PnPError where there is no kernel)."""
+        import copy
+
+        if self.kernel is None:
+            self.set_kernel(k)
+        other = copy.deepcopy(self)
+        other.set_kernel(k)
+        return other
+
     @staticmethod
     def require(condition: bool, message: str) -> None:
         """Raise a one-line PnPError unless ``condition``."""

@@ -104,8 +104,8 @@ class DAEP(LearnedPrior):
             self.gamma = auto["gamma"]
         self.weight = self.gamma / self.s2
         self.mask = None
-        if self.mask_border and getattr(problem.op, "boundary", None) == "valid":
-            bh, bw = (k // 2 for k in problem.op.kernel_shape)
+        if self.mask_border and any(problem.op.valid_border):
+            bh, bw = problem.op.valid_border
             self.mask = torch.zeros_like(problem.op.init(problem.y[:1]))
             self.mask[..., bh:self.mask.shape[-2] - bh, bw:self.mask.shape[-1] - bw] = 1
 

@@ -48,7 +48,10 @@ blurry. The operator's true kernel is used only to report ``outputs["kernel_erro
 ||k - k_true|| / ||k_true|| and ``kernel_error_aligned``, its minimum over translations (a blind
 kernel is defined up to one; the run's metrics add ``psnr_aligned``, Levin et al.'s protocol);
 ``outputs["kernel"]`` is the estimate (scaled to max 1), saved as kernel.png. The step order
-and step size are ours: the released code has no kernel-blind variant.
+and step size are ours: the released code has no kernel-blind variant. The blind updates are in
+``priors/_blind.py``. The estimate lives in a copy of the operator (``Operator.with_kernel``),
+which becomes the problem's operator for the run, so that every solver's data term uses it; the
+operator the problem was built with is never changed.
 
 **Defaults** (``sigma: auto``): per-operator presets (``conf/prior/presets/dmsp.yaml``,
 tabled over the noise level: the problem's, or when noise-blind the wavelet estimate
@@ -72,30 +75,13 @@ import torch
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
 from pnp.noise import estimate_sigma
+from pnp.priors._blind import KernelFit, gaussian, kernel_energy, noise_precision, observed_count
 from pnp.priors._denoiser_mixin import LearnedPrior, at_least_one, positive, positive_or_auto
 from pnp.priors._kernel_estimate import aligned_error, estimate_kernel
 
 
 AUTHORS_SIGMA = 11.0
 KERNEL_ESTIMATES = ("l0", "none")
-
-
-def project_simplex(v: torch.Tensor) -> torch.Tensor:
-    """Euclidean projection onto {k >= 0, sum k = 1} (Duchi et al., ICML 2008)."""
-    u = v.flatten().sort(descending=True).values
-    css = u.cumsum(0) - 1
-    index = torch.arange(1, u.numel() + 1, device=v.device, dtype=v.dtype)
-    rho = int((u - css / index > 0).nonzero().max())
-    return (v - css[rho] / (rho + 1)).clamp_min(0)
-
-
-def gaussian(shape: tuple[int, int], width: float, like: torch.Tensor) -> torch.Tensor:
-    """A Gaussian of standard deviation ``width`` pixels centred on a ``shape`` grid, sum 1."""
-    h, w = shape
-    i = torch.arange(h, dtype=like.dtype, device=like.device) - (h - 1) / 2
-    j = torch.arange(w, dtype=like.dtype, device=like.device) - (w - 1) / 2
-    k = torch.exp(-(i[:, None] ** 2 + j[None, :] ** 2) / (2 * width**2))
-    return k / k.sum()
 
 
 class DMSP(LearnedPrior):
@@ -118,34 +104,34 @@ class DMSP(LearnedPrior):
             raise PnPError(f"prior.kernel_estimate must be one of {', '.join(KERNEL_ESTIMATES)}, got {kernel_estimate!r}")
         self.kernel_estimate = kernel_estimate
         self.power_iterations = at_least_one("prior.power_iterations", power_iterations)
-        self.lam = None
+        self.lam, self.k_true, self.kernel_fit = None, None, None
         self.batchable = not (self.noise_blind or self.kernel_blind)  # lambda and k are per image
 
     def check(self, problem) -> None:
         op = problem.op
-        settable = hasattr(op, "kernel") and hasattr(getattr(op, "physics", None), "update_parameters")
-        if self.kernel_blind and not settable:
+        if self.kernel_blind and op.kernel is None:
             raise PnPError(f"prior.kernel_blind=true needs a blur operator (op=blur) whose kernel it can "
                            f"estimate; {type(op).__name__} has none")
 
     def setup(self, problem) -> None:
         super().setup(problem)
-        op = self._op = problem.op
-        self.n_obs = int(op.restrict(torch.ones_like(problem.y[:1])).count_nonzero())
-        self.lam, self.k_true, self._v = None, None, None
+        op = problem.op
+        self.n_obs = observed_count(op, problem.y)
+        self.lam, self.k_true, self.kernel_fit = None, None, None
         auto = self.preset_values(problem)  # noise-blind: estimates the noise from y once
         if self.floor_is_auto:
             self.noise_floor = auto["noise_floor"]
         if self.sigma_is_auto:
             self.sigma = auto["sigma"] / 255.0
             self.weight = 1.0 / self.sigma**2
-        if self.kernel_blind:
+        if self.kernel_blind:  # the estimate lives in a copy of the operator, which the run solves with
             self.k_true = op.kernel.detach().clone()
             k = self.initial_kernel(op)
             if self.kernel_estimate == "l0":
                 k = self.estimated_kernel(problem, k)
-            self.set_kernel(op, k)
-        self.kk = self.kernel_energy(problem)
+            self.kernel_fit = KernelFit(op.with_kernel(k.detach()), self.power_iterations, self._seed)
+            problem.op = self.kernel_fit.op
+        self.kk = kernel_energy(problem.op, problem.y, self.n_obs, problem.seed)
 
     def noise_level(self, problem) -> float:
         """The problem's noise level, or its wavelet estimate from y when noise-blind (0-255)."""
@@ -183,58 +169,19 @@ class DMSP(LearnedPrior):
             clean = self.net(y, noise) if noise > 0 else y
         return estimate_kernel(clean[0, 0], initial)
 
-    @staticmethod
-    def set_kernel(op, k: torch.Tensor) -> None:
-        op.physics.update_parameters(filter=k.detach()[None, None])
-
-    def kernel_energy(self, problem) -> float:
-        """||k||^2 for a blur; tr(K K^T) / N by one Hutchinson probe otherwise."""
-        if hasattr(problem.op, "kernel"):
-            return float(problem.op.kernel.pow(2).sum())
-        g = torch.Generator().manual_seed(int(problem.seed) * 1_000_003 + 8)
-        z = torch.randn(problem.y[:1].shape, generator=g).to(problem.y)
-        return float(problem.op.A_adjoint(z).pow(2).sum()) / self.n_obs
-
     def balance(self, x, problem, step):
         """(w, 1 - w), w = lambda / (lambda + sigma^-2); lambda = sigma_d^-2 or its noise-blind estimate."""
         if self.kernel_blind:
-            self.kernel_step(x, problem)
-            self.kk = float(problem.op.kernel.pow(2).sum())
+            c = self.n_obs * x.shape[0] * self.noise_blind_factor * self.sigma**2  # the N c sigma^2 of the batch
+            self.kernel_fit.step(x, problem.y, c)
+            self.kk = float(self.kernel_fit.kernel.pow(2).sum())
         if self.noise_blind:
             residual = float((problem.op.A(x) - problem.y).pow(2).sum()) / x.shape[0]
-            self.lam = self.noise_lambda(residual)
+            self.lam = noise_precision(residual, self.n_obs, self.noise_blind_factor, self.sigma, self.kk)
         else:
             self.lam = 1.0 / max(problem.sigma_eff, self.noise_floor / 255.0) ** 2
         w = self.lam / (self.lam + self.weight)
         return w, 1.0 - w
-
-    def noise_lambda(self, residual: float) -> float:
-        """lambda = N / (||Kx - y||^2 + N c sigma^2 ||k||^2), c = ``noise_blind_factor``."""
-        return self.n_obs / (residual + self.n_obs * self.noise_blind_factor * self.sigma**2 * self.kk)
-
-    def kernel_step(self, x: torch.Tensor, problem) -> None:
-        op, k = problem.op, problem.op.kernel.detach().clone()
-        c = self.n_obs * x.shape[0] * self.noise_blind_factor * self.sigma**2  # the N c sigma^2 of the batch
-
-        def blur_grad(kernel, target):  # X^T (kernel * x - target) by autograd through the operator
-            with torch.enable_grad():
-                kv = kernel.detach().requires_grad_(True)
-                r = op.physics.A(x, filter=kv[None, None]) - target
-                return torch.autograd.grad(0.5 * r.pow(2).sum(), kv)[0]
-
-        v = self._v
-        if v is None:
-            v = torch.randn(k.shape, generator=torch.Generator().manual_seed(self._seed)).to(k)
-        lipschitz = 0.0
-        for _ in range(self.power_iterations if self._v is not None else 20):  # 20 at the start
-            v = v - v.mean()
-            v = v / v.norm().clamp_min(1e-30)
-            w = blur_grad(v, 0.0)
-            lipschitz = float((w - w.mean()).norm())
-            v = w
-        self._v = v.detach()
-        g = blur_grad(k, problem.y) + c * k
-        self.set_kernel(op, project_simplex(k - g / (lipschitz + c)))
 
     def noisy_denoised(self, x: torch.Tensor, eta: torch.Tensor | None = None) -> torch.Tensor:
         """D(x + eta, sigma) (cached between the objective and the next gradient)."""
@@ -259,8 +206,8 @@ class DMSP(LearnedPrior):
         out = {}
         if self.noise_blind and self.lam is not None:
             out["sigma_estimate"] = 255.0 / self.lam**0.5
-        if self.kernel_blind and self.k_true is not None:
-            k = self._op.kernel
+        if self.kernel_blind and self.kernel_fit is not None:
+            k = self.kernel_fit.kernel.detach()
             out["kernel"] = (k / k.max()).detach().cpu()[None, None]
             out["kernel_error"] = float((k - self.k_true).norm() / self.k_true.norm())
             out["kernel_error_aligned"] = aligned_error(k, self.k_true)
