@@ -6,7 +6,8 @@ implements the methods of the capabilities it declares in ``provides``.
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from types import MappingProxyType
+from typing import ClassVar, Mapping
 
 import torch
 
@@ -17,14 +18,26 @@ from pnp.presets import evaluate
 class Prior(torch.nn.Module):
     provides: ClassVar[frozenset[Capability]] = frozenset()
     auto_keys: ClassVar[dict[str, float]] = {}  # keys that accept "auto", with the value used without a preset
+    # Several images may be solved as one batch (each a batch element, nothing shared between
+    # them); a prior that keeps per-image state (a noise or kernel estimate) sets it false.
+    batchable: bool = True
+    # What a run adds to its record beyond the restored image (scalars go to metrics.json,
+    # images to files), read after solving; a prior that estimates something overrides it.
+    outputs: Mapping[str, object] = MappingProxyType({})
 
     def __init__(self, weight: float = 1.0, preset: dict | None = None):
         super().__init__()
         self.weight = float(weight)
         self.preset = dict(preset or {})  # this operator's rules (pnp.presets), set by the runner
 
+    def check(self, problem) -> None:
+        """Raise a one-line PnPError if the prior cannot serve ``problem`` (before any loading or
+        work). Default: every problem fits."""
+
     def setup(self, problem) -> None:
-        """Called once before solving: check the problem fits, move networks to its device."""
+        """Called once before solving: check the problem fits (``check``), move networks to its
+        device."""
+        self.check(problem)
 
     def noise_level(self, problem) -> float:
         """The noise level (0-255) that presets are looked up at: the problem's."""

@@ -15,7 +15,8 @@ guarded against divergence, the same mechanism for every solver:
 from __future__ import annotations
 
 import sys
-from typing import ClassVar
+from types import MappingProxyType
+from typing import ClassVar, Mapping
 
 import torch
 
@@ -31,6 +32,16 @@ class Solver:
     requires_operator: ClassVar[frozenset[str]] = frozenset()  # of the operator, e.g. {"svd"} (pnp.operator)
     backoff_param: ClassVar[str | None] = "step"  # the attribute the default ``backoff`` halves
     descent: ClassVar[bool] = True  # each iterate lowers the objective (the divergence check's tolerance)
+    # What a run adds to its record beyond the restored image (samples, fit statistics), set by
+    # ``solve``; default: nothing.
+    outputs: Mapping[str, object] = MappingProxyType({})
+
+    @property
+    def batchable(self) -> bool:
+        """Whether several images may be solved as one batch, each image a batch element.
+        Default: true, except for a solver that needs a score or a reparametrization (sampling,
+        DIP fitting), whose batch dimension holds one image's chains or network."""
+        return not (set(self.requires) & {Capability.SCORE, Capability.REPARAM})
 
     def __init__(self, iterations: int = 100):
         if int(iterations) < 1:

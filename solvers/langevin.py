@@ -171,7 +171,8 @@ class Langevin(Solver):
             h0 = self.step_factor * self.h0
             h = h0 * t / (1 + h0 * (t - 1))
             active = sigma > self.sigma_min
-            d = project(prior.denoise(x, sigma), sigma) - x
+            s = sigma.view(-1, 1, 1, 1)  # one noise level per chain
+            d = project(x + s**2 * prior.score(x, s), sigma) - x  # D(x, s) = x + s^2 score(x, s) (Tweedie)
             sigma = torch.where(active, d.flatten(1).norm(dim=1) / math.sqrt(pixels), sigma)
             gamma = sigma * math.sqrt(max((1 - self.beta * h) ** 2 - (1 - h) ** 2, 0.0))
             noise = torch.randn(shape, generator=generator, device=y.device)
