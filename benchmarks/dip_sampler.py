@@ -28,7 +28,8 @@ from pnp.api import compose_config
 from pnp.io import list_images, load_image
 from pnp.metrics import psnr
 from pnp.problem import make_problem
-from pnp.runner import _plain, build_triple, solve_problem
+from pnp.records import plain as _plain
+from pnp.runner import build_triple, solve_problem
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "test"
 

@@ -33,12 +33,13 @@ import torch
 import yaml
 
 from pnp.api import compose_config
-from pnp.benchmark import _border
+from pnp.protocol import metric_border as _border
 from pnp.io import load_image
 from pnp.presets import evaluate as rule_value, select
 from pnp.problem import Problem, make_problem, observation_hash
 from pnp.registry import PRIORS
-from pnp.runner import _plain, build_triple, quality, solve_problem
+from pnp.records import plain as _plain
+from pnp.runner import build_triple, quality, solve_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -1,45 +1,31 @@
-"""``python -m pnp``: the Hydra command line, a thin layer over ``pnp.runner.run``.
+"""``python -m pnp``: the Hydra command line, a thin layer over ``pnp.job.run`` (one run) and
+``pnp.sweep.run_job`` (one job of a multirun).
 
 A user error (PnPError) prints one line on stderr and exits with code 2; in a multirun sweep
 the job records it (``status.json``: skipped for an incompatible triple, failed otherwise)
 and the sweep goes on. Ctrl-C prints one line and exits with code 130. A run folder that
 received no work is removed (with the ``outputs/<date>`` folder above it when left empty); a
 run folder holding an earlier run's results is not written into unless ``overwrite=true``.
+
+The run machinery (``pnp.job``, ``pnp.sweep``: torch's networks, deepinv) is imported once the
+command line has been checked, so that ``--help`` and a one-line error answer at once, and
+before Hydra creates the run folder, so that Ctrl-C while it loads leaves nothing behind.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
+from pnp.choices import check_choices, check_plugins
 from pnp.errors import PnPError
+from pnp.io import FolderInUse, default_layout_parents, discard_run_dir, folder_lock, holds_results
+from pnp.validate import check_keys
 
-GROUP_REGISTRIES = ("prior", "op", "solver", "noise")
-
-
-def _known(group: str) -> list[str]:
-    from pnp.noise import NOISES
-    from pnp.registry import OPERATORS, PRIORS, SOLVERS
-
-    return {"prior": PRIORS, "op": OPERATORS, "solver": SOLVERS}[group].names() if group != "noise" \
-        else sorted([*NOISES, "none"])
-
-
-def _config_names(group: str, argv: list[str]) -> set[str]:
-    """Config files of the group (e.g. a tuned prior, pnp.tune), in pnp's or a --config-dir folder."""
-    from pnp.tune import config_names
-
-    return config_names(group, argv)
-
-
-def check_choices(argv: list[str]) -> None:
-    """Catch an unknown prior/op/solver/noise name before Hydra does, with a one-line error."""
-    for arg in argv:
-        group, sep, value = arg.partition("=")
-        if sep and group in GROUP_REGISTRIES:
-            for name in value.split(","):
-                if name and name not in _known(group) and not name.startswith(("choice(", "range(", "glob(")) \
-                        and name not in _config_names(group, argv):
-                    raise PnPError(f"unknown {group} '{name}'; known: {', '.join(_known(group))}")
+HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i"}
 
 
 def _flag(argv: list[str], key: str) -> bool:
@@ -48,8 +34,6 @@ def _flag(argv: list[str], key: str) -> bool:
 
 def check_run_dir(argv: list[str]) -> None:
     """Refuse, before Hydra writes its ``.hydra/`` there, a ``hydra.run.dir`` holding results."""
-    from pnp.io import holds_results
-
     if "-m" in argv or "--multirun" in argv or _flag(argv, "overwrite"):
         return
     for arg in argv:
@@ -63,25 +47,56 @@ def _reuse_message(outdir) -> str:
             f"or choose another folder")
 
 
-def _task(cfg) -> None:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+def report_lines(result: dict, outdir: str | Path) -> list[str]:
+    """What ``python -m pnp`` prints on stdout when a run ends: one line per restored image
+    (its file, PSNR observed -> restored when the ground truth is known, solver, iterations,
+    seconds) and, for several images, their mean."""
+    outdir = Path(outdir)
+    entries = result.get("images") if isinstance(result.get("images"), list) else [result]
 
-    from pnp.io import FolderInUse, default_layout_parents, discard_run_dir, folder_lock, holds_results
-    from pnp.sweep import run_checked
+    def line(path: str, e: dict, seconds_label: str = "s") -> str:
+        quality = f"PSNR {e['psnr_observed']:.2f} -> {e['psnr']:.2f} dB  " \
+            if isinstance(e.get("psnr"), (int, float)) and isinstance(e.get("psnr_observed"), (int, float)) else ""
+        solver = f"{e['solver']}  " if e.get("solver") else ""
+        iterations = f"{e['iterations']:.0f} it  " if isinstance(e.get("iterations"), (int, float)) else ""
+        diverged = "  DIVERGED: the best iterate, see the warning" if e.get("diverged") is True else \
+            f"  ({e['restarts']} restart(s))" if isinstance(e.get("restarts"), int) and e["restarts"] > 0 else ""
+        return f"{path}  {quality}{solver}{iterations}{e.get('seconds', 0.0):.1f} {seconds_label}{diverged}"
+
+    lines = []
+    for e in entries:
+        folder = outdir / e["outdir"] if e.get("outdir") else outdir
+        label = f"  [{e['problem_label']}]" if e.get("problem_label") else ""
+        lines.append(line(_shown(folder / "restored.png"), e) + label)
+    if len(entries) > 1:
+        mean = {**result.get("mean", {}), "solver": entries[0].get("solver")}
+        lines.append(line(f"mean of {len(entries)} images", mean, "s/image") + f"  ({_shown(outdir / 'metrics.json')})")
+    if result.get("table"):  # an experiment: our numbers beside the paper's
+        lines.append(f"table: {_shown(Path(result['table']))}")
+    return lines
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when it is below it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _task(cfg) -> None:
+    from pnp import job, sweep  # the run machinery, loaded by main() already (module docstring)
 
     hydra_cfg = HydraConfig.get()
     outdir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        from pnp.sweep import run_job
-
-        return run_job(cfg, outdir)  # the job's mean PSNR: the objective of hydra/sweeper=tune
+        return sweep.run_job(cfg, outdir)  # the job's mean PSNR: the objective of hydra/sweeper=tune
     progress = bool(cfg.get("progress", True))
     try:
         with folder_lock(outdir, "run folder"):
             if holds_results(outdir) and cfg.get("overwrite") is not True:
                 raise FolderInUse(_reuse_message(outdir))
-            result = run_checked(cfg, outdir, progress=progress)
+            result = job.run(cfg, outdir, progress=progress)
     except FolderInUse as err:  # another run's folder: leave it as it is
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -99,25 +114,19 @@ def _task(cfg) -> None:
         discard_run_dir(outdir, default_layout_parents(outdir))
         raise
     if progress:  # progress=false: quiet
-        from pnp.runner import report_lines
-
         print("\n".join(report_lines(result, outdir)), flush=True)
 
 
 def main() -> None:
-    import hydra
-
     try:
         argv = sys.argv[1:]
         check_choices(argv)
-        from pnp.sweep import check_plugins  # a launcher/sweeper that is not installed: one line
-        from pnp.validate import check_keys
-
-        check_plugins(argv)
+        check_plugins(argv)  # a launcher/sweeper that is not installed: one line
         check_keys(argv)  # a misspelled key, with the closest valid one
         check_run_dir(argv)
-        if not {"--help", "-h", "--hydra-help", "--info", "-i"} & set(argv):
-            import pnp.runner  # noqa: F401 - the heavy imports (torch, deepinv) before a run folder exists
+        if not HELP_FLAGS & set(argv):
+            import pnp.job  # noqa: F401 - the run machinery, before a run folder exists (module docstring)
+            import pnp.sweep  # noqa: F401
         hydra.main(config_path="pkg://pnp.conf", config_name="config", version_base=None)(_task)()
     except PnPError as err:
         print(f"error: {err}", file=sys.stderr)

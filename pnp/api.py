@@ -8,23 +8,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 
+from pnp.choices import check_choices
 from pnp.errors import PnPError
 from pnp.io import default_image, load_image
+from pnp.problem import OPERATOR_STREAM, Problem, make_problem
+from pnp.protocol import metric_border
+from pnp.records import plain
+from pnp.registry import OPERATORS
+from pnp.seeding import generator
+from pnp.validate import check_keys, check_measurable, check_tensor, validate_config
 
 
 def compose_config(op: str = "blur", prior: str = "tv", solver: str | None = None,
                    noise: str | None = None, overrides: dict | None = None):
     """Compose ``pnp.conf/config.yaml`` with these choices (plugin config paths included)."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
     args = [f"op={op}", f"prior={prior}"]
     args += [f"solver={solver}"] if solver else []
     args += [f"noise={noise}"] if noise else []
     args += [f"{k}={_hydra_value(v)}" for k, v in (overrides or {}).items()]
-    from pnp.__main__ import check_choices
-
     check_choices(args)
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
@@ -32,8 +36,6 @@ def compose_config(op: str = "blur", prior: str = "tv", solver: str | None = Non
         with initialize_config_module(config_module="pnp.conf", version_base=None):
             cfg = compose(config_name="config", overrides=args)
     except Exception:
-        from pnp.validate import check_keys
-
         check_keys(args)  # a misspelled key: one line with the closest valid key
         raise
     return cfg
@@ -56,11 +58,9 @@ def restore(image: str | Path | torch.Tensor | None = None, op: str = "blur", pr
     ``observed=True`` it is the observation y itself (of the same shape as the image, e.g.
     denoise, inpaint, demosaic, circular blur) and no reference metrics are computed.
     """
-    from pnp.problem import Problem, make_problem
-    from pnp.registry import OPERATORS
-    from pnp.runner import _plain, build_triple, quality, resolve_device, solve_problem
-
-    from pnp.validate import check_measurable, check_tensor, validate_config
+    # Deferred on purpose: ``import pnp`` (and so ``python -m pnp --help``) does not load
+    # deepinv and the networks' code, which only a restoration needs.
+    from pnp.runner import build_triple, quality, resolve_device, solve_problem
 
     cfg = compose_config(op, prior, solver, noise, overrides)
     validate_config(cfg)
@@ -72,23 +72,19 @@ def restore(image: str | Path | torch.Tensor | None = None, op: str = "blur", pr
     else:
         raise PnPError(f"image must be a path or a torch.Tensor, got {type(image).__name__}")
     if not observed:
-        from pnp.benchmark import _border
-
-        check_measurable({"image": tuple(x.shape[-2:])}, _border(cfg.metrics.border, _plain(cfg.op)),
+        check_measurable({"image": tuple(x.shape[-2:])}, metric_border(cfg.metrics.border, plain(cfg.op)),
                          cfg.metrics.border, cfg.op.name)
     prior_obj, solver_obj = build_triple(cfg)
     if observed:
-        op_cfg = _plain(cfg.op)
+        op_cfg = plain(cfg.op)
         operator = OPERATORS.build(op_cfg.pop("name"), shape=tuple(x.shape[1:]),
-                                   generator=torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + 1), **op_cfg)
+                                   generator=generator(cfg.seed, OPERATOR_STREAM), **op_cfg)
         sigma = float(cfg.noise.get("sigma", 0.0) or 0.0) / 255.0
         problem = Problem(y=x.float(), op=operator, sigma=sigma, seed=int(cfg.seed)).to(device)
     else:
-        problem = make_problem(x, _plain(cfg.op), _plain(cfg.noise), seed=cfg.seed, device=device)
+        problem = make_problem(x, plain(cfg.op), plain(cfg.noise), seed=cfg.seed, device=device)
     restored, metrics, rows, extras = solve_problem(problem, prior_obj, solver_obj, progress)
-    from pnp.benchmark import _border
-
-    border = _border(cfg.metrics.border, _plain(cfg.op))
+    border = metric_border(cfg.metrics.border, plain(cfg.op))
     metrics.update(quality(restored, problem, border, str(cfg.metrics.channel), extras))
     metrics.update({"prior": cfg.prior.name, "op": cfg.op.name, "solver": cfg.solver.name,
                     "seed": int(cfg.seed), "convergence": rows})

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
@@ -39,10 +40,11 @@ from pnp.metrics import psnr
 from pnp.models.loading import weights_sha256
 from pnp.monitor import Monitor
 from pnp.problem import Problem, make_problem, observation_hash
-from pnp.runner import _means, build_triple, quality, resolve_device, save_outputs, solve_problem
-from pnp.sweep import VOLATILE_KEYS
+from pnp.protocol import metric_border
+from pnp.records import KERNEL_SUFFIXES, VOLATILE_KEYS, plain, setting_label, short_value
+from pnp.runner import build_triple, quality, resolve_device, save_outputs, solve_problem
 
-KERNEL_SUFFIXES = (".npy", ".mat", ".png")
+_border = metric_border  # the name pnp.validate.check_run imports; pnp.protocol defines it
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
 
@@ -62,10 +64,6 @@ class Task:
 
 # ----------------------------------------------------------------------------- configuration
 
-def _plain(node) -> dict:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
-
-
 def fingerprint(cfg) -> str:
     """A hash of everything in the job's config that can change its results."""
     data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False) if isinstance(cfg, DictConfig) \
@@ -76,21 +74,6 @@ def fingerprint(cfg) -> str:
     if isinstance(denoiser, dict):  # new weights under the same name must not reuse old results
         data["weights_sha256"] = weights_sha256(denoiser.get("weights"))
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def apply_threads(cfg) -> None:
-    """``threads=N``: N torch threads in this process (null: torch's default)."""
-    threads = cfg.get("threads")
-    if threads:
-        torch.set_num_threads(int(threads))
-
-
-def wants_suite(cfg) -> bool:
-    """True for a benchmark suite or a folder of several images (handled here, not by the runner)."""
-    if cfg.get("benchmark"):
-        return True
-    image = cfg.get("image")
-    return bool(image) and Path(str(image)).is_dir() and len(list_images(image)) > 1
 
 
 def _natural(path: Path):
@@ -110,46 +93,6 @@ def kernel_files(folder, pattern: str | None = None) -> list[Path]:
     return files
 
 
-def _short(value) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    text = str(value)
-    return Path(text).stem if ("/" in text or Path(text).suffix.lower() in KERNEL_SUFFIXES) else text
-
-
-def _label(key: str, value) -> str:
-    name = key.rsplit(".", 1)[-1]
-    if name == "sigma":
-        return f"σ={_short(value)}"
-    if name == "kernel":
-        return _short(value)
-    if name == "scale":
-        return f"x{_short(value)}"
-    return f"{name}={_short(value)}"
-
-
-def _border(spec, op: dict) -> int:
-    """The protocol's border: an int, ``scale`` (SR), ``half_kernel`` (deblurring) or ``auto``
-    (``scale`` for sr, ``half_kernel`` for valid-boundary blur, else 0)."""
-    if spec in (None, "none"):
-        return 0
-    if spec == "auto":
-        name = op.get("name")
-        spec = "scale" if name == "sr" else "half_kernel" if name == "blur" and op.get("boundary") == "valid" else 0
-    if spec == "scale":
-        return int(op.get("scale", 0))
-    if spec == "half_kernel":
-        from pnp.operators.kernels import GENERATED, make_kernel
-
-        kernel = op.get("kernel", "gaussian")
-        if kernel in GENERATED:
-            return int(op.get("kernel_size", 0)) // 2
-        return max(make_kernel(kernel).shape) // 2
-    if isinstance(spec, int) or str(spec).isdigit():
-        return int(spec)
-    raise PnPError(f"benchmark.metrics.border must be an integer, 'scale' or 'half_kernel', got '{spec}'")
-
-
 def suite_tasks(cfg) -> list[Task]:
     """The problems of ``cfg.benchmark``: the product of its grid (kernel files first)."""
     suite = cfg.benchmark
@@ -166,23 +109,23 @@ def suite_tasks(cfg) -> list[Task]:
             raise PnPError(f"benchmark {name} needs benchmark.kernels=DIR, a folder of kernel files "
                            f"(e.g. a folder holding the 8 Levin et al. kernels as .npy files)")
         axes["op.kernel"] = [str(p) for p in kernel_files(folder, suite.get("kernel_pattern"))]
-    for key, values in _plain(suite.get("grid") or {}).items():
+    for key, values in plain(suite.get("grid") or {}).items():
         if not key.startswith(("op.", "noise.")):
             raise PnPError(f"benchmark.grid: '{key}' must start with op. or noise.")
         axes[key] = list(values) if isinstance(values, (list, tuple)) else [values]
-    protocol = _plain(suite.get("metrics") or {})
+    protocol = plain(suite.get("metrics") or {})
     tasks = []
     for combo in itertools.product(*axes.values()):
-        op, noise = _plain(cfg.op), _plain(cfg.noise)
+        op, noise = plain(cfg.op), plain(cfg.noise)
         for key, value in zip(axes, combo):
             group, _, field = key.partition(".")
             (op if group == "op" else noise)[field] = value
         settings = list(zip(axes, combo))
         tasks.append(Task(
-            id=",".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in settings) or name,
-            label=" ".join(_label(k, v) for k, v in settings) or name,
+            id=",".join(f"{k.rsplit('.', 1)[-1]}={short_value(v)}" for k, v in settings) or name,
+            label=" ".join(setting_label(k, v) for k, v in settings) or name,
             op=op, noise=noise,
-            border=_border(protocol.get("border", cfg.metrics.border), op),
+            border=metric_border(protocol.get("border", cfg.metrics.border), op),
             channel=str(protocol.get("channel", cfg.metrics.channel)),
             modcrop=_modcrop(suite.get("modcrop"), op),
             crop=int(suite.crop) if suite.get("crop") else None,
@@ -198,9 +141,9 @@ def _modcrop(spec, op: dict) -> int:
 
 
 def plain_task(cfg) -> Task:
-    op = _plain(cfg.op)
-    return Task(id=None, label=None, op=op, noise=_plain(cfg.noise),
-                border=_border(cfg.metrics.border, op), channel=str(cfg.metrics.channel))
+    op = plain(cfg.op)
+    return Task(id=None, label=None, op=op, noise=plain(cfg.noise),
+                border=metric_border(cfg.metrics.border, op), channel=str(cfg.metrics.channel))
 
 
 def suite_images(cfg) -> list[Path]:
@@ -365,15 +308,19 @@ def append_results(path, rows: list[dict]) -> None:
 def _task_overrides() -> list[str]:
     """The command line's overrides (speed-only keys left out), when run through Hydra."""
     try:
-        from hydra.core.hydra_config import HydraConfig
-
         overrides = list(HydraConfig.get().overrides.task)
-    except (ImportError, ValueError):
+    except ValueError:  # not inside a Hydra job
         return []
     return [o for o in overrides if o.partition("=")[0].lstrip("+~") not in (*VOLATILE_KEYS, "results")]
 
 
 # ----------------------------------------------------------------------------- running
+
+def _means(entries: list[dict]) -> dict:
+    """The mean of each number that every entry has (the keys and their order of the first entry)."""
+    keys = [k for k, v in entries[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return {k: sum(e[k] for e in entries) / len(entries) for k in keys if all(k in e for e in entries)}
+
 
 def run_suite(cfg, outdir: str | Path, progress: bool = True) -> dict:
     """Restore every (problem, image) pair of the suite (or image folder) into ``outdir``."""
@@ -431,7 +378,7 @@ def run_suite(cfg, outdir: str | Path, progress: bool = True) -> dict:
 def write_experiment_table(experiment, result: dict, outdir: Path) -> str:
     """``table.md`` of an experiment (``+experiment=NAME``): our mean PSNR per problem beside the
     paper's (``experiment.paper``, keyed by problem id, from ``experiment.source``)."""
-    exp = _plain(experiment)
+    exp = plain(experiment)
     paper = {str(k): v for k, v in (exp.get("paper") or {}).items()}
     lines = [f"# {exp.get('name', 'experiment')}", "", str(exp.get("source", "")).strip(), "",
              f"Images: {len(result['images']) // max(1, len(result['problems']))} per problem; "

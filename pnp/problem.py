@@ -1,8 +1,9 @@
 """A restoration problem: the observation y = noise(A x) and everything a solver needs.
 
 An observation is fully determined by (image, operator and its parameters, noise, seed):
-it is computed on the CPU in float32 from generators seeded by ``seed`` alone, then moved to
-the device, so every prior and solver sees bit-identical data (``observation_sha256``).
+it is computed on the CPU in float32 from generators seeded by ``seed`` alone (the operator's
+random parts from stream 1, the noise from stream 2: ``pnp.seeding``), then moved to the
+device, so every prior and solver sees bit-identical data (``observation_sha256``).
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import torch
 from pnp.errors import PnPError
 from pnp.noise import build_noise
 from pnp.registry import OPERATORS
+from pnp.seeding import generator
 
 # A noise-free problem is solved as if sigma were 0.255/255 (DPIR's floor), so 1/sigma^2 stays finite.
 SIGMA_FLOOR = 0.255 / 255.0
+OPERATOR_STREAM, NOISE_STREAM = 1, 2  # the random streams of an observation (pnp.seeding)
 
 
 @dataclass
@@ -68,10 +71,6 @@ def observation_hash(y: torch.Tensor) -> str:
     return hashlib.sha256(y.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
-def _generator(seed: int, stream: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed) * 1_000_003 + stream)
-
-
 def make_problem(x_true: torch.Tensor, op: dict, noise: dict, seed: int = 0,
                  device: str | torch.device = "cpu") -> Problem:
     """Degrade ``x_true`` (1 x C x H x W in [0, 1]) with the operator and noise configs.
@@ -82,9 +81,11 @@ def make_problem(x_true: torch.Tensor, op: dict, noise: dict, seed: int = 0,
         raise PnPError(f"expected an image tensor B x C x H x W, got shape {tuple(x_true.shape)}")
     op, noise = dict(op), dict(noise)
     x_cpu = x_true.detach().to("cpu", torch.float32)
-    operator = OPERATORS.build(op.pop("name"), shape=tuple(x_cpu.shape[1:]), generator=_generator(seed, 1), **op)
+    operator = OPERATORS.build(op.pop("name"), shape=tuple(x_cpu.shape[1:]), generator=generator(seed, OPERATOR_STREAM),
+                               **op)
     noise_model = build_noise(noise.pop("name"), **noise)
     with torch.no_grad():  # each image draws its noise from the same seed, batched or alone
-        y = torch.cat([operator.restrict(noise_model(operator.A(x_i[None]), _generator(seed, 2))) for x_i in x_cpu])
+        y = torch.cat([operator.restrict(noise_model(operator.A(x_i[None]), generator(seed, NOISE_STREAM)))
+                       for x_i in x_cpu])
     problem = Problem(y=y, op=operator, sigma=float(noise_model.sigma), x_true=x_cpu, seed=int(seed))
     return problem.to(device)

@@ -22,17 +22,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from omegaconf import OmegaConf
+from PIL import Image
+
 from pnp.errors import PnPError
 from pnp.io import atomic_write, save_csv
+from pnp.records import VOLATILE_KEYS, distinct, finite_mean, read_json, setting_label
 from pnp.report_html import read_curve, write_sweep_page
-from pnp.sweep import VOLATILE_KEYS, read_json
 
 # Overrides that change neither the method nor the problem (averaged over, or speed only).
 IGNORED = {*VOLATILE_KEYS, "image", "device", "benchmark.images", "benchmark.kernels"}
@@ -66,8 +69,6 @@ def _overrides(path: Path, status) -> list[str]:
     if isinstance(status, dict) and isinstance(status.get("overrides"), list):
         return [str(o) for o in status["overrides"]]
     try:
-        from omegaconf import OmegaConf
-
         return [str(o) for o in OmegaConf.load(path / ".hydra" / "overrides.yaml")]
     except Exception:
         return []
@@ -120,9 +121,7 @@ def _is_problem_key(key: str) -> bool:
 
 
 def _short_label(key: str, value: str) -> str:
-    from pnp.benchmark import _label
-
-    return value if key in ("noise",) else _label(key, value)
+    return value if key in ("noise",) else setting_label(key, value)
 
 
 def varying_keys(jobs: list[Job]) -> set[str]:
@@ -134,7 +133,7 @@ def varying_keys(jobs: list[Job]) -> set[str]:
 
 def common_overrides(jobs: list[Job]) -> list[str]:
     varying = varying_keys(jobs)
-    return _ordered(o for j in jobs for o in j.overrides if _key(o)[0] not in varying)
+    return distinct(o for j in jobs for o in j.overrides if _key(o)[0] not in varying)
 
 
 def method_label(job: Job, entry: dict | None, varying: set[str] | None = None) -> str:
@@ -181,15 +180,6 @@ def _rows(jobs: list[Job]) -> list[dict]:
     return rows
 
 
-def _mean(values) -> float | None:
-    values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    return sum(values) / len(values) if values else None
-
-
-def _ordered(items) -> list:
-    return list(dict.fromkeys(items))
-
-
 def mismatches(rows: list[dict]) -> list[str]:
     """Lines naming every (problem, image) whose methods saw different observations."""
     seen: dict[tuple, dict[str, set]] = defaultdict(lambda: defaultdict(set))
@@ -206,17 +196,17 @@ def mismatches(rows: list[dict]) -> list[str]:
 
 def pivot(rows: list[dict]) -> tuple[list[str], list[str], dict, dict, dict]:
     """(methods, problems, cells[(method, problem)] = (psnr, ssim, n), seconds per image, baseline)."""
-    methods, problems = _ordered(r["method"] for r in rows), _ordered(r["problem"] for r in rows)
+    methods, problems = distinct(r["method"] for r in rows), distinct(r["problem"] for r in rows)
     groups = defaultdict(list)
     for r in rows:
         groups[r["method"], r["problem"]].append(r)
-    cells = {k: (_mean(r.get("psnr") for r in g), _mean(r.get("ssim") for r in g), len(g)) for k, g in groups.items()}
-    seconds = {m: _mean(r.get("seconds") for r in rows if r["method"] == m) for m in methods}
+    cells = {k: (finite_mean(r.get("psnr") for r in g), finite_mean(r.get("ssim") for r in g), len(g)) for k, g in groups.items()}
+    seconds = {m: finite_mean(r.get("seconds") for r in rows if r["method"] == m) for m in methods}
     baseline = {}
     for p in problems:
         first = next(r["method"] for r in rows if r["problem"] == p)
         g = groups[first, p]
-        baseline[p] = (_mean(r.get("psnr_observed") for r in g), _mean(r.get("ssim_observed") for r in g), len(g))
+        baseline[p] = (finite_mean(r.get("psnr_observed") for r in g), finite_mean(r.get("ssim_observed") for r in g), len(g))
     return methods, problems, cells, seconds, baseline
 
 
@@ -242,7 +232,7 @@ def markdown(sweep_dir: Path, jobs: list[Job], rows: list[dict], bad: list[str],
                   "(`observation_sha256` differs):", ""] + [f"- {b}" for b in bad] + [""]
     if rows:
         methods, problems, cells, seconds, baseline = pivot(rows)
-        names = _ordered(str(r.get("baseline") or "observed") for r in rows)
+        names = distinct(str(r.get("baseline") or "observed") for r in rows)
         base_label = f"baseline: {' / '.join(names)}"
         table = {**cells, **{(base_label, p): v for p, v in baseline.items()}}
         best = {}
@@ -260,7 +250,7 @@ def markdown(sweep_dir: Path, jobs: list[Job], rows: list[dict], bad: list[str],
                   "| problem | images | border | channel |", "|---|---:|---:|---|"]
         for p in problems:
             g = [r for r in rows if r["problem"] == p]
-            lines.append(f"| {p} | {len(_ordered(r.get('image') for r in g))} | {g[0].get('border', '–')} "
+            lines.append(f"| {p} | {len(distinct(r.get('image') for r in g))} | {g[0].get('border', '–')} "
                          f"| {g[0].get('channel', '–')} |")
         lines.append("")
     for state, title in (("skipped", "Skipped (incompatible)"), ("failed", "Failed"),
@@ -285,20 +275,16 @@ def csv_rows(jobs: list[Job], rows: list[dict]) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- figures
+# matplotlib is imported where a figure is drawn: only a report with figures pays its start-up,
+# and the Agg backend is chosen (make_figures) before pyplot loads.
 
 def _load_png(path: Path):
-    import numpy as np
-    from PIL import Image
-
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB") if im.mode not in ("L",) else im)
 
 
 def _crop(arr, box_frac, side):
     """The box (fractions of the height/width) of ``arr``, resized to side x side if needed."""
-    import numpy as np
-    from PIL import Image
-
     h, w = arr.shape[:2]
     t, l, b, r = (round(box_frac[0] * h), round(box_frac[1] * w), round(box_frac[2] * h), round(box_frac[3] * w))
     part = arr[t:max(b, t + 1), l:max(r, l + 1)]
@@ -363,7 +349,7 @@ def convergence_figure(problem: str, rows: list[dict], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     curves = {}
-    for method in _ordered(r["method"] for r in rows if r["problem"] == problem):
+    for method in distinct(r["method"] for r in rows if r["problem"] == problem):
         sums: dict[int, list[float]] = defaultdict(list)
         for r in rows:
             if r["problem"] == problem and r["method"] == method:
@@ -390,7 +376,7 @@ def make_figures(sweep_dir: Path, rows: list[dict]) -> list[str]:
 
     matplotlib.use("Agg")
     written = []
-    for problem in _ordered(r["problem"] for r in rows):
+    for problem in distinct(r["problem"] for r in rows):
         for kind, draw in (("crops", crop_figure), ("psnr", convergence_figure)):
             name = f"figures/{kind}_{slug(problem)}.png"
             try:
@@ -404,7 +390,7 @@ def make_figures(sweep_dir: Path, rows: list[dict]) -> list[str]:
 # ----------------------------------------------------------------------------- entry point
 
 def _counts(jobs: list[Job]) -> str:
-    return ", ".join(f"{sum(j.status == s for j in jobs)} {s}" for s in _ordered(j.status for j in jobs))
+    return ", ".join(f"{sum(j.status == s for j in jobs)} {s}" for s in distinct(j.status for j in jobs))
 
 
 def html_page(sweep_dir: Path, jobs: list[Job], rows: list[dict], bad: list[str]) -> Path | None:

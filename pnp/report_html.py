@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from pnp.io import atomic_write
+from pnp.records import distinct
 
 SCALE_STEPS = (1, 2, 5, 10, 20, 50, 100, 255)  # ceilings of the error colour scale, 0-255 units
 MAX_SAMPLES = 3  # sampler samples shown per method
@@ -52,7 +53,7 @@ HELP = ("Wheel or pinch to zoom, drag to pan: every image follows. Double-click 
         "<kbd>E</kbd> toggles the error maps, <kbd>0</kbd> resets.")
 
 
-# ----------------------------------------------------------------------------- small helpers
+# ----------------------------------------------------------------------------- small functions
 
 def _asset(name: str) -> str:
     return (files("pnp") / "assets" / name).read_text(encoding="utf-8")
@@ -70,18 +71,9 @@ def _href(path: Path, base: Path) -> str:
     return quote(Path(os.path.relpath(path, base)).as_posix())
 
 
-def _ordered(items) -> list:
-    return list(dict.fromkeys(items))
-
-
 def _num(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
         and math.isfinite(value) else None
-
-
-def _mean(values) -> float | None:
-    values = [v for v in map(_num, values) if v is not None]
-    return sum(values) / len(values) if values else None
 
 
 def _json_script(data, element_id: str) -> str:
@@ -244,7 +236,7 @@ def curves_svg(curves: dict[str, list[tuple[int, float]]], width: int = 680, hei
 def _curves(rows: list[dict]) -> dict[str, list[tuple[int, float]]]:
     """Per method: (iteration, mean PSNR over its images)."""
     out = {}
-    for method in _ordered(r["method"] for r in rows):
+    for method in distinct(r["method"] for r in rows):
         sums: dict[int, list[float]] = defaultdict(list)
         for r in rows:
             if r["method"] == method:
@@ -343,7 +335,7 @@ def _image_view(rows: list[dict], page_dir: Path, files_dir: Path, root: Path, m
 
 def _params_html(rows: list[dict]) -> str:
     out = []
-    for method in _ordered(r["method"] for r in rows):
+    for method in distinct(r["method"] for r in rows):
         r = next(r for r in rows if r["method"] == method)
         params = r.get("_params") or r.get("params")
         if isinstance(params, dict) and params:
@@ -361,14 +353,14 @@ def _params_html(rows: list[dict]) -> str:
 def _missing_html(missing: list[str]) -> str:
     if not missing:
         return ""
-    items = "".join(f"<li><code>{_e(m)}</code></li>" for m in _ordered(missing))
+    items = "".join(f"<li><code>{_e(m)}</code></li>" for m in distinct(missing))
     return f'<div class="warning missing-list"><b>Missing or unreadable files</b> (shown as empty panels):<ul>{items}</ul></div>'
 
 
 def problem_body(problem: str, rows: list[dict], page_dir: Path, files_dir: Path, root: Path,
                  header: str = "", footer: str = "") -> tuple[str, list[str]]:
     """The body of one problem's page and the files it found missing."""
-    images = _ordered(str(r.get("image", "")) for r in rows)
+    images = distinct(str(r.get("image", "")) for r in rows)
     missing: list[str] = []
     views, picks = [], []
     for i, image in enumerate(images):
@@ -385,7 +377,7 @@ def problem_body(problem: str, rows: list[dict], page_dir: Path, files_dir: Path
         picks.append(f'<button class="pick" type="button" title="{_e(view["name"])}">'
                      + (f'<img src="{thumb}" alt="{_e(view["name"])}" loading="lazy">' if thumb else _e(view["name"]))
                      + "</button>")
-    methods = _ordered(r["method"] for r in rows)
+    methods = distinct(r["method"] for r in rows)
     picker = (f'<span id="images" class="images">image: {"".join(picks)}</span>' if len(images) > 1
               else f'<span class="muted">{_e(views[0]["name"])}</span>' if views else "")
     body = f"""{header}
@@ -421,7 +413,7 @@ def write_compare(run_dir: str | Path, entries: list[dict]) -> Path | None:
             outdir = e.get("outdir") or ("." if len(entries) == 1 else Path(str(e.get("image", ""))).stem)
             rows.append({**e, "method": f"{e.get('prior', '?')} + {e.get('solver', '?')}",
                          "problem": str(e.get("problem_label") or e.get("op", "?")), "_dir": run_dir / outdir})
-        problem = _ordered(r["problem"] for r in rows)[0]
+        problem = distinct(r["problem"] for r in rows)[0]
         body, _ = problem_body(problem, rows, run_dir, run_dir / "compare_files", run_dir)
         page = run_dir / "compare.html"
         _write_text(_document(f"{rows[0]['method']} on {problem}", body), page)
@@ -470,7 +462,7 @@ def write_sweep_page(sweep_dir: str | Path, rows: list[dict], table: tuple, unfi
         _write_text(_document(f"{p} — comparison", body), report / f"{pages[p]}.html")
 
     # the methods x problems table
-    base_label = "baseline: " + " / ".join(_ordered(str(r.get("baseline") or "observed") for r in rows))
+    base_label = "baseline: " + " / ".join(distinct(str(r.get("baseline") or "observed") for r in rows))
     full = {**cells, **{(base_label, p): v for p, v in baseline.items()}}
     best = {}
     for p in problems:
@@ -507,8 +499,8 @@ def write_sweep_page(sweep_dir: str | Path, rows: list[dict], table: tuple, unfi
                   f'<tbody>{"".join(body_rows)}</tbody></table>',
                   "<h2>Problems</h2><ul class=\"problems-list\">"
                   + "".join(f'<li><a href="{pages[p]}.html">{_e(p)}</a> <span class="muted">'
-                            f'({len(_ordered(str(r.get("image")) for r in rows if r["problem"] == p))} images, '
-                            f'{len(_ordered(r["method"] for r in rows if r["problem"] == p))} methods)</span></li>'
+                            f'({len(distinct(str(r.get("image")) for r in rows if r["problem"] == p))} images, '
+                            f'{len(distinct(r["method"] for r in rows if r["problem"] == p))} methods)</span></li>'
                             for p in problems) + "</ul>"]
     else:
         parts.append('<div class="warning"><b>No job finished</b>: nothing to compare; the reasons are below.</div>')

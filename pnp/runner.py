@@ -1,8 +1,9 @@
-"""Assemble a prior x operator x solver triple from a config and run it on images.
+"""Assemble a prior x operator x solver triple from a config and restore one image with it.
 
 ``solve_problem`` is the core: one problem, one prior, one solver -> restored image and
-metrics. ``run`` is what ``python -m pnp`` does: every image of ``cfg.image``, outputs
-written atomically into the run directory.
+metrics. ``run`` restores the one image of ``cfg.image`` (the built-in image when null), its
+outputs written atomically into the run directory; a suite or a folder of several images is
+``pnp.benchmark``'s, and ``pnp.job`` decides which of the two a configuration is.
 """
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from pnp.errors import PnPError
 from pnp.io import default_image, list_images, load_image, save_csv, save_image, save_json
 from pnp.metrics import aligned_psnr, psnr, psnr_border, ssim
+from pnp.monitor import Monitor
 from pnp.presets import select
 from pnp.problem import Problem, make_problem
+from pnp.protocol import metric_border
+from pnp.records import plain
 from pnp.registry import PRIORS, SOLVERS, check_compatible, check_operator
 from pnp.validate import ssim_fits
 
@@ -32,10 +35,6 @@ def resolve_device(device: str) -> torch.device:
     if str(device) not in ("cpu",) and not str(device).startswith("cuda"):
         raise PnPError(f"unknown device '{device}'; use auto, cpu or cuda")
     return torch.device(device)
-
-
-def _plain(node) -> dict:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
 
 
 def solver_params(solver_cfg: dict, prior_cfg: dict, op_name: str | None = None) -> dict:
@@ -62,7 +61,7 @@ def solver_params(solver_cfg: dict, prior_cfg: dict, op_name: str | None = None)
 
 def build_triple(cfg) -> tuple[object, object]:
     """Check compatibility (before any work), then build the prior and the solver."""
-    prior_cfg, solver_cfg = _plain(cfg.prior), _plain(cfg.solver)
+    prior_cfg, solver_cfg = plain(cfg.prior), plain(cfg.solver)
     check_compatible(prior_cfg["name"], solver_cfg["name"])
     op_name = cfg.op.get("name") if "op" in cfg else None
     check_operator(solver_cfg["name"], op_name)
@@ -76,8 +75,6 @@ def build_triple(cfg) -> tuple[object, object]:
 
 
 def _monitor(solver, problem: Problem, progress: bool, desc: str):
-    from pnp.monitor import Monitor
-
     return Monitor(total=solver.iterations, x_true=problem.x_true, progress=progress, desc=desc,
                    residual=problem.residual)
 
@@ -166,81 +163,26 @@ def save_outputs(outdir: Path, x: torch.Tensor, problem: Problem, extras: dict, 
 
 
 def run(cfg, outdir: str | Path, progress: bool = True) -> dict:
-    """Restore every image of ``cfg.image`` (the built-in image when null) into ``outdir``.
-
-    One image: outputs directly in ``outdir``; a folder: one sub-folder per image and
-    ``metrics.json`` with one entry per image plus the means.
-    """
-    # --- benchmarks (pnp/benchmark.py): threads; suites and image folders, batched and resumable ---
-    from pnp.benchmark import _border, apply_threads, run_suite, wants_suite
-
-    apply_threads(cfg)
-    if wants_suite(cfg):
-        return run_suite(cfg, outdir, progress)
-    # --- end of the benchmark hook ---
+    """Restore the image of ``cfg.image`` (the built-in image when null) into ``outdir``:
+    observed, restored and ground-truth PNGs, ``convergence.csv`` and ``metrics.json`` (the
+    quality, the run's parameters and what it was asked, returned too)."""
     outdir = Path(outdir)
     device = resolve_device(cfg.get("device", "auto"))
     prior, solver = build_triple(cfg)
     images = list_images(cfg.image) if cfg.get("image") else [default_image()]
-    op_cfg, noise_cfg = _plain(cfg.op), _plain(cfg.noise)
-    border, channel = _border(cfg.metrics.border, op_cfg), str(cfg.metrics.channel)
-    entries = []
-    for path in images:
-        x_true = load_image(path)
-        problem = make_problem(x_true, op_cfg, noise_cfg, seed=cfg.seed, device=device)
-        x, metrics, rows, extras = solve_problem(problem, prior, solver, progress, desc=path.name)
-        target = outdir if len(images) == 1 else outdir / path.stem
-        scalars = save_outputs(target, x, problem, extras, rows)
-        entry = {**quality(x, problem, border, channel, extras), **metrics, **scalars,
-                 "prior": cfg.prior.name, "op": cfg.op.name, "solver": cfg.solver.name,
-                 "image": str(path), "seed": int(cfg.seed), "noise_sigma": problem.sigma * 255.0,
-                 "border": border, "channel": channel}
-        entries.append(entry)
-    result = entries[0] if len(entries) == 1 else {"images": entries, "mean": _means(entries)}
+    if len(images) != 1:
+        raise PnPError(f"image={cfg.image} is a folder of {len(images)} images: restore it with "
+                       f"python -m pnp or pnp.job.run (a suite of one problem)")
+    path = images[0]
+    op_cfg, noise_cfg = plain(cfg.op), plain(cfg.noise)
+    border, channel = metric_border(cfg.metrics.border, op_cfg), str(cfg.metrics.channel)
+    x_true = load_image(path)
+    problem = make_problem(x_true, op_cfg, noise_cfg, seed=cfg.seed, device=device)
+    x, metrics, rows, extras = solve_problem(problem, prior, solver, progress, desc=path.name)
+    scalars = save_outputs(outdir, x, problem, extras, rows)
+    result = {**quality(x, problem, border, channel, extras), **metrics, **scalars,
+              "prior": cfg.prior.name, "op": cfg.op.name, "solver": cfg.solver.name,
+              "image": str(path), "seed": int(cfg.seed), "noise_sigma": problem.sigma * 255.0,
+              "border": border, "channel": channel}
     save_json(result, outdir / "metrics.json")
-    from pnp.report_html import write_compare  # compare.html: the side-by-side page of this run
-
-    write_compare(outdir, entries)
     return result
-
-
-def _means(entries: list[dict]) -> dict:
-    keys = [k for k, v in entries[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return {k: sum(e[k] for e in entries) / len(entries) for k in keys if all(k in e for e in entries)}
-
-
-def report_lines(result: dict, outdir: str | Path) -> list[str]:
-    """What ``python -m pnp`` prints on stdout when a run ends: one line per restored image
-    (its file, PSNR observed -> restored when the ground truth is known, solver, iterations,
-    seconds) and, for several images, their mean."""
-    outdir = Path(outdir)
-    entries = result.get("images") if isinstance(result.get("images"), list) else [result]
-
-    def line(path: str, e: dict, seconds_label: str = "s") -> str:
-        quality = f"PSNR {e['psnr_observed']:.2f} -> {e['psnr']:.2f} dB  " \
-            if isinstance(e.get("psnr"), (int, float)) and isinstance(e.get("psnr_observed"), (int, float)) else ""
-        solver = f"{e['solver']}  " if e.get("solver") else ""
-        iterations = f"{e['iterations']:.0f} it  " if isinstance(e.get("iterations"), (int, float)) else ""
-        diverged = "  DIVERGED: the best iterate, see the warning" if e.get("diverged") is True else \
-            f"  ({e['restarts']} restart(s))" if isinstance(e.get("restarts"), int) and e["restarts"] > 0 else ""
-        return f"{path}  {quality}{solver}{iterations}{e.get('seconds', 0.0):.1f} {seconds_label}{diverged}"
-
-    lines = []
-    for e in entries:
-        folder = outdir / e["outdir"] if e.get("outdir") else outdir
-        label = f"  [{e['problem_label']}]" if e.get("problem_label") else ""
-        lines.append(line(_shown(folder / "restored.png"), e) + label)
-    if len(entries) > 1:
-        mean = {**result.get("mean", {}), "solver": entries[0].get("solver")}
-        lines.append(line(f"mean of {len(entries)} images", mean, "s/image") + f"  ({_shown(outdir / 'metrics.json')})")
-    if result.get("table"):  # an experiment: our numbers beside the paper's
-        lines.append(f"table: {_shown(Path(result['table']))}")
-    return lines
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the current directory when it is below it, else absolute."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path.resolve())

@@ -13,13 +13,11 @@
   (``pnp.benchmark``); a folder holding another configuration's outputs (the sweep matrix
   changed, so job numbers shifted) is moved aside to ``SWEEP_DIR/.replaced/`` and re-run.
 
-Also here: the end-of-sweep report callback, and the check that a launcher or sweeper named
-on the command line is installed.
+Also here: the end-of-sweep report callback.
 """
 from __future__ import annotations
 
-import importlib.util
-import json
+import atexit
 import logging
 import os
 import shutil
@@ -29,14 +27,16 @@ import time
 import traceback
 from pathlib import Path
 
+import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 
-# Config keys that change speed or logging, never results: left out of a job's fingerprint
-# (pnp.benchmark) and of a method's name in the report (pnp.report).
-VOLATILE_KEYS = ("progress", "threads", "sweep", "batch_size", "batch_pixels", "overwrite", "skip_unreadable")
-
+from pnp.benchmark import fingerprint
 from pnp.errors import PnPError
-from pnp.io import FolderInUse, folder_lock, save_json, skipped_images, skipping_unreadable
+from pnp.io import FolderInUse, folder_lock, save_json
+from pnp.job import run
+from pnp.records import read_json
+from pnp.report import write_report
 
 log = logging.getLogger("pnp.sweep")
 
@@ -46,8 +46,6 @@ KEEP = (".hydra", ".lock")  # Hydra's files for this job and its lock: never mov
 def _job_info() -> tuple[list[str], int | None, object]:
     """(task overrides, job number, launcher config) of the running Hydra job."""
     try:
-        from hydra.core.hydra_config import HydraConfig
-
         hc = HydraConfig.get()
         return list(hc.overrides.task), hc.job.get("num"), hc.launcher
     except Exception:  # not inside Hydra (tests calling run_job directly)
@@ -62,14 +60,6 @@ def default_threads(launcher) -> int | None:
     if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
         return int(os.environ["SLURM_CPUS_PER_TASK"])
     return None
-
-
-def read_json(path: Path):
-    """The parsed file, or None when it is missing or unreadable."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def is_complete(outdir: Path, fp: str) -> bool:
@@ -99,27 +89,6 @@ def _set_aside(outdir: Path) -> None:
     log.info("job %s: outputs of another configuration moved to %s", outdir.name, target)
 
 
-def run_checked(cfg, outdir: Path, progress: bool) -> dict:
-    """``pnp.runner.run`` after the checks that need no solving (``pnp.validate.check_run``);
-    with ``skip_unreadable=true``, the unreadable files of the image folder are left out, listed
-    in ``metrics.json`` (``skipped_images``) and in one warning line."""
-    from pnp.runner import run
-    from pnp.validate import check_run
-
-    with skipping_unreadable(bool(cfg.get("skip_unreadable", False))):
-        check_run(cfg)
-        skipped = skipped_images()
-        if skipped:
-            names = ", ".join(Path(p).name for p in skipped)
-            print(f"warning: {len(skipped)} unreadable image(s) left out (skip_unreadable=true): {names}",
-                  file=sys.stderr, flush=True)
-        result = run(cfg, outdir, progress=progress)
-    if skipped and isinstance(result, dict):
-        result["skipped_images"] = skipped
-        save_json(result, Path(outdir) / "metrics.json")
-    return result
-
-
 def run_job(cfg, outdir: Path) -> float | None:
     """Run one sweep job in ``outdir``; return its mean PSNR (None when skipped or failed)."""
     outdir = Path(outdir)
@@ -132,15 +101,11 @@ def run_job(cfg, outdir: Path) -> float | None:
 
 
 def _run_job(cfg, outdir: Path) -> float | None:
-    from pnp.benchmark import fingerprint
-
     outdir = Path(outdir)
     overrides, num, launcher = _job_info()
     if not cfg.get("threads"):
         threads = default_threads(launcher)
         if threads:
-            import torch
-
             torch.set_num_threads(threads)
     fp = fingerprint(cfg)
     status_path = outdir / "status.json"
@@ -151,8 +116,6 @@ def _run_job(cfg, outdir: Path) -> float | None:
     same = isinstance(previous, dict) and previous.get("fingerprint") == fp
     if not same and outdir.is_dir():
         _set_aside(outdir)
-    import torch
-
     record = {"status": "running", "job": num, "overrides": overrides, "fingerprint": fp,
               "threads": torch.get_num_threads(),
               "runs": (previous.get("runs", 0) if same else 0) + 1, "host": socket.gethostname(),
@@ -161,7 +124,7 @@ def _run_job(cfg, outdir: Path) -> float | None:
     start = time.perf_counter()
     result = None
     try:
-        result = run_checked(cfg, outdir, progress=False)
+        result = run(cfg, outdir, progress=False)
         record.update(status="done")
     except PnPError as err:
         kind = "skipped" if str(err).startswith("incompatible") else "failed"
@@ -201,13 +164,9 @@ class ReportCallback(Callback):
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
         _sweep_lock = lock  # held by this process, not by the callback (launchers pickle callbacks)
-        import atexit
-
         atexit.register(_release_sweep_lock)  # also when the sweep stops on an error or Ctrl-C
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        from pnp.report import write_report
-
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
             code = write_report(sweep_dir)
@@ -220,48 +179,3 @@ class ReportCallback(Callback):
         print(f"report: {sweep_dir / 'summary.md'}" + (f"  {page}" if page.is_file() else ""))
         if code:
             sys.exit(code)
-
-
-# ----------------------------------------------------------------------------- plugin checks
-
-# Launchers and sweepers by config name: (module that provides it, package to install).
-PLUGINS = {
-    "hydra/launcher": {
-        "basic": (None, None),
-        "local_parallel": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
-        "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
-        "slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
-        "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
-        "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
-        "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher"),
-        "ray_aws": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher"),
-        "rq": ("hydra_plugins.hydra_rq_launcher", "hydra-rq-launcher"),
-    },
-    "hydra/sweeper": {
-        "basic": (None, None),
-        "tune": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper"),
-        "optuna": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper"),
-        "ax": ("hydra_plugins.hydra_ax_sweeper", "hydra-ax-sweeper"),
-        "nevergrad": ("hydra_plugins.hydra_nevergrad_sweeper", "hydra-nevergrad-sweeper"),
-    },
-}
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def check_plugins(argv: list[str]) -> None:
-    """A one-line PnPError for ``hydra/launcher=X`` or ``hydra/sweeper=X`` whose plugin is missing."""
-    for arg in argv:
-        group, sep, name = arg.lstrip("+").partition("=")
-        if not sep or group not in PLUGINS:
-            continue
-        if name not in PLUGINS[group]:
-            continue  # another plugin or a config of the user's: Hydra resolves it
-        module, package = PLUGINS[group][name]
-        if module and not _installed(module):
-            raise PnPError(f"{group}={name} needs the package {package}: pip install {package}")

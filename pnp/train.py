@@ -35,7 +35,7 @@ Training (``mode=train``, config ``pnp/conf/train.yaml``):
   D unchanged; ``init`` starts a run from trained weights. The count of dead channels is
   logged with each validation.
 * determinism: step ``k`` draws patches, flips, sigmas and noise from a generator
-  seeded with ``seed * 1_000_003 + k``; the model is initialised from ``seed``.  A
+  seeded with ``seed * 1_000_003 + k`` (stream k, ``pnp.seeding``); the model is initialised from ``seed``.  A
   run resumed from ``out_dir/denoiser_last.pt`` (model, Adam state, step, best
   validation PSNR) therefore gives bit-identical weights to an uninterrupted run
   (same thread count and machine).  Checkpoints are written atomically (temp file,
@@ -66,13 +66,14 @@ from pathlib import Path
 
 import hydra
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from pnp.errors import PnPError
-from pnp.io import atomic_write
+from pnp.io import IMAGE_SUFFIXES, atomic_write, discard_failed_run, load_image, new_folders, to_uint8
+from pnp.metrics import psnr
 from pnp.models.ffdnet import FFDNet
 from pnp.models.loading import SHIPPED_WEIGHTS, short_message, load_denoiser, read_state_dict
+from pnp.seeding import generator, stream_seed
 
 CKPT_NAME = "denoiser_last.pt"
 LOG_NAME = "train_log.csv"
@@ -80,24 +81,14 @@ LOG_FIELDS = ["step", "loss", "lr", "sec_per_step", "val_psnr", "val_detail"]
 RESUME_KEYS = ["seed", "precision", "model", "data", "patch", "batch", "sigma_range", "p_high", "sigma_high",
                "loss_sigma_ref", "loss_balance", "steps", "lr", "lr_min", "warmup", "clip_grad", "threads", "revive_every",
                "revive_until", "device", "sampler"]
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 # ----------------------------------------------------------------------------- data
 def read_image(path: Path) -> torch.Tensor:
-    """Read an image as a uint8 tensor C x H x W with C = 1 (gray) or 3 (colour)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-            im = im.convert("L" if gray else "RGB")
-            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-            w, h = im.size
-    except Exception as e:  # PIL raises many types for unreadable files
-        raise PnPError(f"cannot read image {path}: {e}") from None
-    c = 1 if gray else 3
-    return data.reshape(h, w, c).permute(2, 0, 1).contiguous()
+    """An image (``pnp.io.load_image``) as a uint8 tensor C x H x W with C = 1 (gray) or 3
+    (colour): a training set is held in memory at a quarter of float32's size."""
+    arr = torch.from_numpy(to_uint8(load_image(path)))
+    return arr[None] if arr.dim() == 2 else arr.permute(2, 0, 1).contiguous()
 
 
 def load_folder(folder, min_size: int = 1) -> list[tuple[str, torch.Tensor]]:
@@ -105,7 +96,7 @@ def load_folder(folder, min_size: int = 1) -> list[tuple[str, torch.Tensor]]:
     d = Path(str(folder))
     if not d.is_dir():
         raise PnPError(f"image folder not found: {d}")
-    files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise PnPError(f"no images (.png/.jpg/.bmp/.tif) in folder {d}")
     out = [(p.name, read_image(p)) for p in files]
@@ -324,12 +315,6 @@ def lr_at(k: int, cfg) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
 
 
-def psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
-    """PSNR in dB for images on the [0,1] scale: 10 log10(1 / MSE)."""
-    mse = F.mse_loss(x.clamp(0, 1).double(), ref.double()).item()
-    return 10 * math.log10(1 / max(mse, 1e-20))
-
-
 # ----------------------------------------------------------------------- checkpoints
 def save_atomic(obj, path: Path) -> None:
     """torch.save through ``pnp.io.atomic_write`` (temp file, fsync, os.replace), then fsync the folder."""
@@ -444,7 +429,7 @@ def validate(model: FFDNet, sets, sigma: float) -> dict[str, float]:
     """Mean PSNR per folder, evaluated in fp32 on a copy of the model (on its device)."""
     net = model.fused().set_precision("fp32").eval()
     dev = next(net.parameters()).device
-    return {name: sum(psnr(net(y.to(dev), sigma / 255), x.to(dev)) for x, y in pairs) / len(pairs)
+    return {name: sum(float(psnr(net(y.to(dev), sigma / 255), x.to(dev))) for x, y in pairs) / len(pairs)
             for name, pairs in sets.items()}
 
 
@@ -569,15 +554,15 @@ def train(cfg: DictConfig) -> FFDNet:
         model.train()
         while step < stop_at and not stop["flag"]:
             if revive_every and step % revive_every == 0 and step < float(cfg.revive_until) * int(cfg.steps):
-                torch.manual_seed(int(cfg.seed) * 1_000_003 + step)
+                torch.manual_seed(stream_seed(cfg.seed, step))
                 counts = revive_dead_units(model, *probe, opt)
                 if any(counts):
                     print(f"step {step}: revived dead ReLU channels per layer {counts}", flush=True)
             if store is not None:
-                g = torch.Generator(device=device).manual_seed(int(cfg.seed) * 1_000_003 + step)
+                g = generator(cfg.seed, step, device=device)
                 clean, gray = store.sample(g, int(cfg.batch))
             else:
-                g = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
+                g = generator(cfg.seed, step)
                 clean, gray = sample_batch(images, g, int(cfg.batch), int(cfg.patch), c)
             sig = sample_sigmas(g, clean.shape[0], cfg)
             noisy = clean + sig.view(-1, 1, 1, 1) * sample_noise(g, clean.shape, gray)
@@ -703,7 +688,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             x = im[None].float() / 255
             g = torch.Generator().manual_seed(int(cfg.eval.seed) + i)
             y = x + float(s) / 255 * torch.randn(x.shape, generator=g)
-            vals.append(psnr(net(y, float(s) / 255), x))
+            vals.append(float(psnr(net(y, float(s) / 255), x)))
         key = f"{float(s):g}"
         res[key] = sum(vals) / len(vals)
         print(f"sigma {key}: {res[key]:.3f} dB", flush=True)
@@ -739,8 +724,6 @@ def export(cfg: DictConfig) -> Path:
 
 @hydra.main(config_path="pkg://pnp.conf", config_name="train", version_base=None)
 def main(cfg: DictConfig) -> None:
-    from pnp.io import discard_failed_run, new_folders
-
     fresh = new_folders(cfg.get("out_dir"))  # removed again if the run fails before using it
     try:
         modes = {"train": train, "eval": evaluate, "export": export}

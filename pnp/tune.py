@@ -23,6 +23,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from pnp.errors import PnPError
+from pnp.io import atomic_write
 
 
 def package_conf_dir() -> Path:
@@ -107,8 +108,6 @@ def main(argv: list[str] | None = None) -> int:
         path = out / "prior" / f"{name}.yaml"
         if path.exists() and not args.force:
             raise PnPError(f"{path} exists; choose another --name or pass --force")
-        from pnp.io import atomic_write
-
         with atomic_write(path, "w") as f:
             f.write(text)
     except PnPError as err:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import torch
 
+from pnp.seeding import generator
+
 
 def project_simplex(v: torch.Tensor) -> torch.Tensor:
     """Euclidean projection onto {k >= 0, sum k = 1} (Duchi et al., ICML 2008)."""
@@ -55,7 +57,7 @@ def kernel_energy(op, y: torch.Tensor, n_obs: int, seed: int) -> float:
     (z ~ N(0, I) seeded by ``seed``: ||K^T z||^2 / N)."""
     if op.kernel is not None:
         return float(op.kernel.pow(2).sum())
-    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + 8)
+    g = generator(seed, 8)
     z = torch.randn(y[:1].shape, generator=g).to(y)
     return float(op.A_adjoint(z).pow(2).sum()) / n_obs
 

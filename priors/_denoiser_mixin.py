@@ -30,6 +30,7 @@ from pnp.models.grid_shift import GridShift
 from pnp.models.loading import load_denoiser, weights_files, weights_sha256
 from pnp.precision import PRECISIONS, resolve_precision
 from pnp.prior import Prior
+from pnp.seeding import stream_seed
 
 DENOISER_KEYS = ("name", "weights", "precision", "arch", "grid_shift")
 NOISE_STREAM = 7  # the problem draws its observation from streams 1 and 2 of the same seed
@@ -189,7 +190,7 @@ class LearnedPrior(Prior):
                                         self.denoiser_cfg["arch"], problem.y.device)
             base = self.net.net if isinstance(self.net, GridShift) else self.net
             self.net = GridShift(base) if self.denoiser_cfg["grid_shift"] else base  # a fresh cycle per problem
-        self._seed, self._generators = int(problem.seed) * 1_000_003 + NOISE_STREAM, []
+        self._seed, self._generators = stream_seed(problem.seed, NOISE_STREAM), []
         self._cache = None
 
     def generator(self, i: int = 0) -> torch.Generator:

@@ -1,4 +1,4 @@
-"""Shared fixtures: small test images, the shared data folder, a CLI runner."""
+"""Shared fixtures: small test images, the shared data folder, a CLI runner, one torch thread."""
 from __future__ import annotations
 
 import os
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +28,17 @@ def smooth_image(size: int = 32, channels: int = 3, seed: int = 0) -> np.ndarray
     arr = np.clip(np.stack(planes, -1), 0, 1)
     arr = (arr * 255).round().astype(np.uint8)
     return arr[..., 0] if channels == 1 else arr
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch intra-op thread for a module's tests (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    their tensors are small, and extra threads only contend with other jobs on a shared machine
+    (two threads on a busy 2-core machine ran ~100x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from pnp.operators.blur import Blur
 from pnp.operators.denoise import Denoise
 from pnp.operators.sr import SuperResolution
 from pnp.registry import PRIORS, check_compatible
-from pnp.runner import _plain, build_triple, solve_problem
+from pnp.records import plain as _plain
+from pnp.runner import build_triple, solve_problem
 from pnp.problem import make_problem
 
 

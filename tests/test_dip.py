@@ -13,13 +13,7 @@ from pnp.registry import check_compatible
 from pnp.solvers.dip import DIPFit
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread is faster than two on a shared machine for these small networks."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Identity(Operator):

@@ -19,13 +19,7 @@ from pnp.solvers.langevin import Langevin
 MU, S0 = 0.5, 0.2  # the Gaussian prior x ~ N(MU, S0^2 I)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: one thread is many times faster than two on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gaussian_denoiser(x, sigma):

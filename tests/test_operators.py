@@ -32,13 +32,7 @@ CASES = [(name, {}) for name in OPERATORS.names()] + VARIANTS
 STEPS = [(1.0, 0.1), (0.2, 0.03)]  # (rho, sigma) for the data step
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread (two threads on a busy 2-core machine are ~100x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def config(name: str) -> dict:

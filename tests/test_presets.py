@@ -9,7 +9,8 @@ from pnp.errors import PnPError
 from pnp.presets import check_rule, evaluate, select
 from pnp.problem import make_problem
 from pnp.registry import PRIORS
-from pnp.runner import _plain, build_triple
+from pnp.records import plain as _plain
+from pnp.runner import build_triple
 
 
 class Smoothing(torch.nn.Module):

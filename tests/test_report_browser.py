@@ -229,7 +229,7 @@ def test_single_run_compare_page(browser, tmp_path, color_png):
     from selenium.webdriver.common.by import By
 
     from pnp.api import compose_config
-    from pnp.runner import run
+    from pnp.job import run
 
     cfg = compose_config(op="denoise", prior="tv", overrides={"image": str(color_png), "solver.iterations": 2})
     run(cfg, tmp_path / "run", progress=False)

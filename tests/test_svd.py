@@ -22,12 +22,7 @@ SMALL = {"blur": {"kernel_size": 5}}
 CASES = [(name, SMALL.get(name, {})) for name in OPERATORS.names()] + VARIANTS
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def operator(name, params, shape=SHAPE):

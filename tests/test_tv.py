@@ -7,12 +7,7 @@ from pnp.errors import PnPError
 from pnp.priors.tv import TV, nabla, nabla_adjoint
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # the tests are tiny; extra threads only contend with other jobs
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_energy_of_a_step_edge_is_length_times_jump():
