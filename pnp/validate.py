@@ -93,6 +93,17 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class AutoOrNumber:
+    """``auto`` (a preset chooses the value per problem) or a finite number."""
+
+    def check(self, key: str, value) -> None:
+        if value == "auto" or value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise PnPError(f"{key} must be auto or a finite number, got {_shown(value)}")
+
+
+@dataclass(frozen=True)
 class Border:
     def check(self, key: str, value) -> None:
         if value in (None, "auto", "scale", "half_kernel", "none"):
@@ -174,7 +185,10 @@ def _leaves(data: dict, prefix: str = ""):
 
 
 def _generic(group: str, name, key: str, default):
-    """What a key without a SCHEMA entry takes, from its default: a number stays a number."""
+    """What a key without a SCHEMA entry takes, from its default: a number stays a number, and
+    ``auto`` (a preset's value) takes auto or a number."""
+    if default == "auto":
+        return AutoOrNumber()
     if isinstance(default, bool) or not isinstance(default, (int, float)):
         return None
     leaf = key.rsplit(".", 1)[-1]

@@ -49,20 +49,25 @@ class TV(Prior):
     """
 
     provides = frozenset({Capability.GRADIENT, Capability.PROX})
+    auto_keys = {"weight": 4.0}
 
-    def __init__(self, weight: float = 4.0, eps: float = 1e-3, prox_iterations: int = 200,
-                 prox_tol: float = 1e-4):
-        if weight is None or weight < 0:
-            raise PnPError(f"prior.weight must be >= 0, got {weight}")
+    def __init__(self, weight: float | str = "auto", eps: float = 1e-3, prox_iterations: int = 200,
+                 prox_tol: float = 1e-4, preset: dict | None = None):
+        self._weight_auto = weight == "auto"
+        if not self._weight_auto and (not isinstance(weight, (int, float)) or isinstance(weight, bool)
+                                        or not weight >= 0):
+            raise PnPError(f"prior.weight must be a number >= 0 or auto, got {weight!r}")
         if eps is None or eps <= 0:
             raise PnPError(f"prior.eps must be > 0, got {eps}")
-        super().__init__(weight=weight)
+        super().__init__(weight=self.auto_keys["weight"] if self._weight_auto else weight, preset=preset)
         self.eps = float(eps)
         self.prox_iterations = int(prox_iterations)
         self.prox_tol = float(prox_tol)
         self._dual = None  # the last prox's dual variable, a warm start for the next call
 
     def setup(self, problem) -> None:
+        if self._weight_auto:  # conf/prior/presets/tv.yaml, at the problem's noise level
+            self.weight = float(self.preset_values(problem)["weight"])
         self._dual = None
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:

@@ -116,7 +116,7 @@ VALUES = [
     (["solver.iterations=2.5"], "solver.iterations must be a positive integer"),
     (["seed=abc"], "seed must be an integer >= 0"),
     (["op=sr", "op.scale=abc"], "op.scale must be a positive integer"),
-    (["prior.weight=abc"], "prior.weight must be a finite number"),
+    (["prior.weight=abc"], "prior.weight must be auto or a finite number"),
 ]
 
 

@@ -75,6 +75,21 @@ def test_auto_keys_follow_the_shipped_presets(name, key, scale_of):
     assert getattr(fixed, key) * scale_of == pytest.approx(7.0)
 
 
+@pytest.mark.parametrize("op,sigma,weight", [(BLUR, 2.55, 8.0), (BLUR, 12.75, 4.0), (BLUR, 10.2, 6.0),
+                                              ({"name": "sr", "scale": 2}, 7.65, 4.0)])
+def test_tv_weight_auto_follows_its_preset(op, sigma, weight):
+    """TV's deblurring weight is tabled over the noise level; other operators keep 4."""
+    cfg = compose_config(op["name"], "tv")
+    assert cfg.prior.weight == "auto"
+    preset = select(_plain(cfg.prior)["presets"], op["name"], "tv", set(PRIORS.get("tv").auto_keys))
+    prior = PRIORS.build("tv", preset=preset)
+    prior.setup(problem(op, sigma))
+    assert prior.weight == pytest.approx(weight) and prior.params()["weight"] == pytest.approx(weight)
+    fixed = PRIORS.build("tv", weight=2.5, preset=preset)
+    fixed.setup(problem(op, sigma))
+    assert fixed.params()["weight"] == 2.5
+
+
 def test_daep_without_a_preset_uses_the_authors_values():
     prior = PRIORS.build("daep").set_network(Smoothing())
     prior.setup(problem(BLUR, 7.65))
