@@ -138,7 +138,7 @@ def _thumb(src: Path, dst: Path) -> bool:
 @functools.lru_cache(maxsize=1)
 def _lut() -> np.ndarray:
     """256 x 3 uint8: the inferno colour map (black, purple, orange, yellow)."""
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # here: only a page with error maps pays matplotlib's start-up
 
     return (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
 

@@ -67,6 +67,7 @@ from pathlib import Path
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from pnp.errors import PnPError
 from pnp.io import IMAGE_SUFFIXES, atomic_write, discard_failed_run, load_image, new_folders, to_uint8
@@ -546,7 +547,6 @@ def train(cfg: DictConfig) -> FFDNet:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    from tqdm import tqdm
     bar = tqdm(total=int(cfg.steps), initial=step, disable=not sys.stderr.isatty(), dynamic_ncols=True)
     loss_sum, n_loss, t0 = 0.0, 0, time.perf_counter()
     deadline = t0 + float(time_limit) if time_limit else None
