@@ -44,7 +44,6 @@ from pnp.protocol import metric_border
 from pnp.records import KERNEL_SUFFIXES, VOLATILE_KEYS, plain, setting_label, short_value
 from pnp.runner import build_triple, quality, resolve_device, save_outputs, solve_problem
 
-_border = metric_border  # the name pnp.validate.check_run imports; pnp.protocol defines it
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from pnp.errors import PnPError
+from pnp.protocol import metric_border
 
 GROUPS = ("prior", "op", "solver", "noise", "benchmark")
 SSIM_MIN_SIDE = 6  # deepinv's SSIM (Gaussian window 11, reflect padding 5) needs sides > 5
@@ -390,7 +391,6 @@ def check_run(cfg) -> None:
     validate_config(cfg)
     if cfg.get("benchmark"):
         return  # suites: each problem has its own protocol, checked by its own tests
-    from pnp.benchmark import _border
 
     op = OmegaConf.to_container(cfg.op, resolve=True)
     shapes = image_shapes(cfg)
@@ -404,4 +404,4 @@ def check_run(cfg) -> None:
         for name, (h, w) in shapes.items():
             if isinstance(kh, int) and (kh > h or kw > w):
                 raise PnPError(f"kernel {kh}x{kw} is larger than the image {h}x{w} ({name})")
-    check_measurable(shapes, _border(cfg.metrics.border, op), cfg.metrics.border, op.get("name"))
+    check_measurable(shapes, metric_border(cfg.metrics.border, op), cfg.metrics.border, op.get("name"))
