@@ -58,6 +58,7 @@ class Task:
     border: int
     channel: str
     modcrop: int = 1  # crop the ground truth to a multiple of this (SR's modcrop)
+    modcrop_centre: bool = False  # keep the centre (DIP's crop_image) instead of the top-left corner (MATLAB's modcrop)
     crop: int | None = None  # centre-crop the ground truth to at most crop x crop (dense CS)
 
 
@@ -127,9 +128,17 @@ def suite_tasks(cfg) -> list[Task]:
             border=metric_border(protocol.get("border", cfg.metrics.border), op),
             channel=str(protocol.get("channel", cfg.metrics.channel)),
             modcrop=_modcrop(suite.get("modcrop"), op),
+            modcrop_centre=_modcrop_anchor(suite.get("modcrop_anchor", "corner")) == "centre",
             crop=int(suite.crop) if suite.get("crop") else None,
         ))
     return tasks
+
+
+def _modcrop_anchor(anchor) -> str:
+    """``benchmark.modcrop_anchor``: corner (MATLAB's modcrop keeps the top-left) or centre."""
+    if anchor not in ("corner", "centre"):
+        raise PnPError(f"benchmark.modcrop_anchor must be corner or centre, got {anchor!r}")
+    return anchor
 
 
 def _modcrop(spec, op: dict) -> int:
@@ -399,14 +408,17 @@ def write_experiment_table(experiment, result: dict, outdir: Path) -> str:
 
 
 def prepare(x: torch.Tensor, task: Task) -> torch.Tensor:
-    """The suite's ground truth: centre crop (``crop``), then a multiple of the scale (``modcrop``)."""
+    """The suite's ground truth: centre crop (``crop``), then a multiple of the scale (``modcrop``,
+    from the top-left corner or the centre: ``modcrop_anchor``)."""
     if task.crop:
         h, w = x.shape[-2:]
         top, left = max(0, (h - task.crop) // 2), max(0, (w - task.crop) // 2)
         x = x[..., top:top + task.crop, left:left + task.crop]
     if task.modcrop > 1:
         h, w = x.shape[-2:]
-        x = x[..., :h - h % task.modcrop, :w - w % task.modcrop]
+        dh, dw = h % task.modcrop, w % task.modcrop
+        top, left = (dh // 2, dw // 2) if task.modcrop_centre else (0, 0)
+        x = x[..., top:top + h - dh, left:left + w - dw]
     return x
 
 

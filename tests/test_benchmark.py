@@ -174,3 +174,13 @@ def test_a_non_positive_batch_size_is_refused_not_an_empty_run(tmp_path, images)
     cfg = suite("denoise", "denoise", **{"benchmark.images": str(images), "batch_size": -3})
     with pytest.raises(PnPError, match="batch_size must be a positive integer, got -3"):
         run_suite(cfg, tmp_path / "job", progress=False)
+
+
+def test_modcrop_keeps_the_corner_or_the_centre():
+    """MATLAB's modcrop keeps the top-left corner; DIP's crop_image keeps the centre."""
+    from pnp.benchmark import Task, prepare
+    x = torch.arange(37 * 35.0).reshape(1, 1, 37, 35)
+    corner = Task(id="a", label="a", op={}, noise={}, border=0, channel="rgb", modcrop=32)
+    centre = Task(id="a", label="a", op={}, noise={}, border=0, channel="rgb", modcrop=32, modcrop_centre=True)
+    assert torch.equal(prepare(x, corner), x[..., :32, :32])
+    assert torch.equal(prepare(x, centre), x[..., 2:34, 1:33])
