@@ -158,6 +158,9 @@ SCHEMA = {
     "solver.nesterov": Boolean(null=True),
     "solver.project": Boolean(),
 }
+PRECISION = Choice(("auto", "fp32", "bf16"))
+# Keys whose default is ``auto`` but which take words, not numbers (by the key's last name).
+WORD_KEYS = {"precision": PRECISION, "schedule": Choice(("auto", "fixed", "inv_sqrt"))}
 COUNT_NAMES = ("iterations", "steps", "levels", "samples", "scales", "channels", "size")
 
 
@@ -188,11 +191,13 @@ def _leaves(data: dict, prefix: str = ""):
 def _generic(group: str, name, key: str, default):
     """What a key without a SCHEMA entry takes, from its default: a number stays a number, and
     ``auto`` (a preset's value) takes auto or a number."""
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf in WORD_KEYS:
+        return WORD_KEYS[leaf]
     if default == "auto":
         return AutoOrNumber()
     if isinstance(default, bool) or not isinstance(default, (int, float)):
         return None
-    leaf = key.rsplit(".", 1)[-1]
     whole = isinstance(default, int) and any(leaf.endswith(n) for n in COUNT_NAMES)
     return Number(integer=whole, null=True)
 

@@ -177,3 +177,22 @@ def test_a_bad_value_is_caught():
         build_triple(composed("prior=tv", "+prior.weigth=3"))
     with pytest.raises(PnPError, match="noise.sigma"):
         composed("noise.sigma=-1")
+
+
+WORDS = [(prior, key, word) for prior in names("prior")
+         for key in ("prior.precision", "prior.denoiser.precision")
+         if composed(f"prior={prior}").prior.get(key.split(".", 1)[1].split(".")[0]) is not None
+         for word in ("auto", "fp32", "bf16")] + [("daep", "prior.schedule", w) for w in ("auto", "fixed", "inv_sqrt")]
+
+
+@pytest.mark.parametrize("prior,key,word", WORDS, ids=[" ".join(w) for w in WORDS])
+def test_every_documented_word_of_an_auto_key_validates(prior, key, word):
+    validate_config(composed(f"prior={prior}", f"{key}={word}"))
+
+
+@pytest.mark.parametrize("key", ["prior.denoiser.precision", "prior.schedule"])
+def test_an_undocumented_word_is_refused_with_the_choices(key):
+    from pnp.errors import PnPError
+
+    with pytest.raises(PnPError, match=f"{key} must be one of auto, "):
+        validate_config(composed("prior=daep", f"{key}=fp16"))
