@@ -69,6 +69,11 @@ TASKS = {
              "points": [(n, {"op": "blur", "op.boundary": "valid"}, n) for n in NOISES]},
     "sr": {"size": (101, 113), "preset": "sr", "axis": "scale",
            "points": [(s, {"op": "sr", "op.scale": s}, 0.0) for s in SCALES]},
+    # robustness checks of problem kinds the presets were not tuned on
+    "sr_noisy": {"size": (101, 113), "preset": "sr", "axis": "scale",
+                 "points": [(s, {"op": "sr", "op.scale": s}, 7.65) for s in (2, 4)]},
+    "blur_circular": {"size": (96, 96), "preset": "blur", "axis": "noise",
+                      "points": [(n, {"op": "blur", "op.boundary": "circular"}, n) for n in (2.55, 12.75)]},
     "inpaint": {"size": (96, 96), "preset": "inpaint", "axis": "noise", "points": [(None, {"op": "inpaint"}, None)]},
     "denoise": {"size": (96, 96), "preset": "denoise", "axis": "noise", "points": [(None, {"op": "denoise"}, None)]},
     "demosaic": {"size": (96, 96), "preset": "demosaic", "axis": "noise", "points": [(None, {"op": "demosaic"}, None)]},
@@ -84,7 +89,8 @@ SPACE = {
     "red": {"inpaint": [("sigma", ("=", 8.0, 15.0, 25.0))],
             "demosaic": [("sigma", ("=", 4.0, 8.0, 15.0)), ("weight", ("x", 0.25, 0.5, 1.0, 2.0))],
             "blur": [("weight", ("x", 0.25, 0.5, 1.0, 2.0)), ("sigma", ("=", 8.0, 15.0, 20.0, 25.0))],
-            "sr": [("sigma", ("=", 15.0, 30.0, 50.0))]},
+            "sr": [("sigma", ("=", 15.0, 30.0, 50.0))],
+            "sr_noisy": [("weight", ("x", 0.25, 0.5, 1.0, 2.0)), ("sigma", ("=", 15.0, 30.0, 50.0))]},
 }
 
 
@@ -122,7 +128,7 @@ def problems(task: str, split: str):
             extra["noise"] = "none" if noise == 0 else "gaussian"
             if noise:
                 extra["noise.sigma"] = noise
-        for kernel in (KERNELS_USED if task == "blur" else [None]):
+        for kernel in (KERNELS_USED if task.startswith("blur") else [None]):
             over = {**extra, "op.kernel": kernel} if kernel else extra
             for names, x in batches:
                 if task == "demosaic" and x.shape[1] != 3:  # a colour filter array needs colour images

@@ -385,17 +385,26 @@ def run_suite(cfg, outdir: str | Path, progress: bool = True) -> dict:
 
 def write_experiment_table(experiment, result: dict, outdir: Path) -> str:
     """``table.md`` of an experiment (``+experiment=NAME``): our mean PSNR per problem beside the
-    paper's (``experiment.paper``, keyed by problem id, from ``experiment.source``)."""
+    paper's (``experiment.paper``, from ``experiment.source``). A key of ``experiment.paper`` is a
+    problem id (``scale=2``) or part of one (``sigma=2.55``: the mean over every problem whose id
+    holds it, as papers average over kernels); a partial key adds a row of that mean."""
     exp = plain(experiment)
     paper = {str(k): v for k, v in (exp.get("paper") or {}).items()}
+    problems = result["problems"]
     lines = [f"# {exp.get('name', 'experiment')}", "", str(exp.get("source", "")).strip(), "",
-             f"Images: {len(result['images']) // max(1, len(result['problems']))} per problem; "
+             f"Images: {len(result['images']) // max(1, len(problems))} per problem; "
              f"our numbers: {result['images'][0]['prior']} ({result['images'][0]['solver']}), mean PSNR in dB.", "",
              "| problem | observed | ours | paper | ours - paper |", "|---|---|---|---|---|"]
-    for pid, p in result["problems"].items():
-        ref = paper.get(pid)
+    rows = [(p.get("label") or pid, p, paper.get(pid)) for pid, p in problems.items()]
+    for key, ref in paper.items():
+        if key in problems:
+            continue
+        members = [p for pid, p in problems.items() if set(key.split(",")) <= set(pid.split(","))]
+        if members:
+            rows.append((f"{key} (mean of {len(members)})", _means(members), ref))
+    for label, p, ref in rows:
         ours, observed = p.get("psnr"), p.get("psnr_observed")
-        cells = [p.get("label") or pid, f"{observed:.2f}" if observed is not None else "",
+        cells = [label, f"{observed:.2f}" if observed is not None else "",
                  f"{ours:.2f}" if ours is not None else "", "" if ref is None else f"{ref:.2f}",
                  "" if ref is None or ours is None else f"{ours - ref:+.2f}"]
         lines.append("| " + " | ".join(cells) + " |")

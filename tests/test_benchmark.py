@@ -1,6 +1,7 @@
 """Benchmark suites: problems and protocols from the configs, batched and resumable runs."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from PIL import Image
 
 from conftest import SHARED, smooth_image
 from pnp.api import compose_config
-from pnp.benchmark import batch_pixels, chunks, fingerprint, run_suite, suite_tasks
+from pnp.benchmark import batch_pixels, chunks, fingerprint, run_suite, suite_tasks, write_experiment_table
 from pnp.errors import PnPError
 from pnp.io import load_image
 from pnp.problem import make_problem, observation_hash
@@ -184,3 +185,14 @@ def test_modcrop_keeps_the_corner_or_the_centre():
     centre = Task(id="a", label="a", op={}, noise={}, border=0, channel="rgb", modcrop=32, modcrop_centre=True)
     assert torch.equal(prepare(x, corner), x[..., :32, :32])
     assert torch.equal(prepare(x, centre), x[..., 2:34, 1:33])
+
+
+def test_experiment_table_averages_a_partial_key_over_its_problems(tmp_path):
+    problems = {f"kernel=k{k},sigma={s}": {"label": f"k{k} σ={s}", "psnr": 30.0 + k - s, "psnr_observed": 20.0}
+                for k in (1, 2) for s in (1, 2)}
+    result = {"problems": problems, "images": [{"prior": "p", "solver": "s"}] * 4}
+    experiment = {"name": "e", "source": "src", "paper": {"sigma=1": 31.0, "kernel=k2,sigma=2": 29.5}}
+    table = Path(write_experiment_table(experiment, result, tmp_path)).read_text()
+    assert "| sigma=1 (mean of 2) | 20.00 | 30.50 | 31.00 | -0.50 |" in table
+    assert "| k2 σ=2 | 20.00 | 30.00 | 29.50 | +0.50 |" in table
+    assert table.count("(mean of") == 1
