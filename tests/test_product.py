@@ -4,6 +4,7 @@ import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
@@ -123,7 +124,12 @@ def test_experiment_composes_and_runs_on_a_tiny_image(tmp_path, name):
     folder.mkdir()
     Image.fromarray(smooth_image(64, 3)).save(folder / "tiny.png")
     out = tmp_path / "run"
-    res = run_cli(f"+experiment={name}", f"benchmark.images={folder}", "solver.iterations=2",
+    extra = []
+    if "kernels" in OmegaConf.load(REPO / "conf" / "experiment" / f"{name}.yaml").get("benchmark", {}):
+        (tmp_path / "kernels").mkdir()
+        np.save(tmp_path / "kernels" / "k_1.npy", np.full((5, 5), 1 / 25))
+        extra = [f"benchmark.kernels={tmp_path / 'kernels'}"]
+    res = run_cli(f"+experiment={name}", f"benchmark.images={folder}", "solver.iterations=2", *extra,
                   f"hydra.run.dir={out}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     table = (out / "table.md").read_text()
