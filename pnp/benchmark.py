@@ -33,7 +33,6 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
 
-from pnp.capabilities import Capability
 from pnp.errors import PnPError
 from pnp.io import default_image, list_images, load_image, save_json
 from pnp.metrics import psnr
@@ -163,16 +162,11 @@ def suite_images(cfg) -> list[Path]:
 # ----------------------------------------------------------------------------- batches
 
 def batchable(prior, solver, tasks: list[Task]) -> bool:
-    """Whether several images may be solved as one batch.
-
-    A prior or solver says so with a ``batchable`` class attribute. Without one, every pair is
-    batchable except solvers that need a score or a reparametrization (Langevin sampling, DIP
-    fitting: their batch dimension holds one image's chains or network). Poisson noise is never
-    batched: its Gaussian approximation has one sigma per image.
-    """
-    sampling = bool(set(getattr(solver, "requires", ())) & {Capability.SCORE, Capability.REPARAM})
-    return (bool(getattr(solver, "batchable", not sampling)) and bool(getattr(prior, "batchable", True))
-            and all(t.noise.get("name") != "poisson" for t in tasks))
+    """Whether several images may be solved as one batch: the prior and the solver both say so
+    (``Prior.batchable``, ``Solver.batchable``: not the samplers or DIP, whose batch dimension
+    holds one image's chains or network), and no problem has Poisson noise (its Gaussian
+    approximation has one sigma per image)."""
+    return bool(solver.batchable) and bool(prior.batchable) and all(t.noise.get("name") != "poisson" for t in tasks)
 
 
 def _header_shape(path: Path) -> tuple:
