@@ -139,9 +139,9 @@ def problems(task: str, split: str):
 def evaluate(prior: str, overrides: dict, x: torch.Tensor, precision: str) -> list[dict]:
     """Restore a batch: per image its PSNR, the baseline's, the ring's, and the params used."""
     args = {k: v for k, v in overrides.items() if k not in ("op", "noise")}
-    if prior not in ("tv",):
-        args["prior.denoiser.precision"] = precision
     cfg = compose_config(overrides["op"], prior, None, overrides.get("noise"), args)
+    if cfg.prior.get("denoiser") is not None:  # a prior that runs a network: in the given precision
+        cfg.prior.denoiser.precision = precision
     prior_obj, solver = build_triple(cfg)
     op_cfg = plain(cfg.op)
     problem = make_problem(x, op_cfg, plain(cfg.noise), seed=cfg.seed)
@@ -258,7 +258,7 @@ def summary(paths: list[Path]) -> str:
     return "\n".join(out)
 
 
-VALIDATION_PRIORS = ("tv", "denoiser", "red", "daep", "dmsp")
+VALIDATION_PRIORS = ("tv", "denoiser", "red", "daep", "dmsp", "epll")
 
 
 def validation_table() -> str:

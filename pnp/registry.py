@@ -69,6 +69,7 @@ PRIORS = Registry("priors", {
     "score": "pnp.priors.score:ScorePrior",
     "dip": "pnp.priors.dip:DeepImagePrior",
     "wiener": "pnp.priors.wiener:Wiener",
+    "epll": "pnp.priors.epll:EPLL",
 })
 
 OPERATORS = Registry("operators", {
