@@ -13,41 +13,18 @@ is below 1 (bf16 is emulated): ``precision: auto`` picks fp32 there.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import SHARED, centre_crops, machine_line
 from pnp.api import restore
-from pnp.io import load_image
-from pnp.precision import native_bf16
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
 PROBLEMS = {
     "deblur": dict(op="blur", **{"op.boundary": "valid", "noise.sigma": 7.65}),
     "sr x4": dict(op="sr", noise="none", **{"op.scale": 4}),
 }
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
-def crops(n: int, side: int) -> list[torch.Tensor]:
-    paths = sorted((SHARED / "test" / "set5").glob("*.*"))[:n]
-    out = []
-    for p in paths:
-        x = load_image(p)
-        h, w = x.shape[-2:]
-        top, left = (h - side) // 2, (w - side) // 2
-        out.append(x[..., top:top + side, left:left + side])
-    return out
 
 
 def main() -> None:
@@ -57,9 +34,9 @@ def main() -> None:
     ap.add_argument("--priors", default="denoiser,red,daep,dmsp")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    images = crops(args.images, args.crop)
+    images = centre_crops(SHARED / "test" / "set5", args.images, args.crop)
     kernel = SHARED / "kernels" / "levin" / "levin_1.npy"
-    print(f"CPU: {cpu_name()}; native bf16: {native_bf16('cpu')}; 1 thread; torch {torch.__version__}")
+    print(machine_line())
     print(f"{len(images)} images of set5, {args.crop}x{args.crop} centre crops\n")
     print("| prior | problem | fp32 PSNR | bf16 PSNR | bf16 - fp32 | fp32 s | bf16 s | fp32 / bf16 time |")
     print("|---|---|---|---|---|---|---|---|")

@@ -50,7 +50,8 @@ def _reuse_message(outdir) -> str:
 def report_lines(result: dict, outdir: str | Path) -> list[str]:
     """What ``python -m pnp`` prints on stdout when a run ends: one line per restored image
     (its file, PSNR observed -> restored when the ground truth is known, solver, iterations,
-    seconds) and, for several images, their mean."""
+    seconds; flagged when the restored image is further from the truth than the observation)
+    and, for several images, their mean."""
     outdir = Path(outdir)
     entries = result.get("images") if isinstance(result.get("images"), list) else [result]
 
@@ -61,7 +62,9 @@ def report_lines(result: dict, outdir: str | Path) -> list[str]:
         iterations = f"{e['iterations']:.0f} it  " if isinstance(e.get("iterations"), (int, float)) else ""
         diverged = "  DIVERGED: the best iterate, see the warning" if e.get("diverged") is True else \
             f"  ({e['restarts']} restart(s))" if isinstance(e.get("restarts"), int) and e["restarts"] > 0 else ""
-        return f"{path}  {quality}{solver}{iterations}{e.get('seconds', 0.0):.1f} {seconds_label}{diverged}"
+        below = "  BELOW THE OBSERVATION: these settings do not suit this problem" \
+            if quality and e["psnr"] < e["psnr_observed"] else ""
+        return f"{path}  {quality}{solver}{iterations}{e.get('seconds', 0.0):.1f} {seconds_label}{diverged}{below}"
 
     lines = []
     for e in entries:

@@ -1,6 +1,7 @@
 """What a solver reports after each iteration: progress bar, convergence log, divergence check.
 
-Solvers call ``monitor(step, x, objective)`` with ``step`` counting from 1, set
+Solvers call ``monitor(step, x, objective)`` with ``step`` counting from 1 (``objective``: a
+number, a 0-d tensor, a function that computes it, or None where undefined), set
 ``monitor.step_param`` to the config name of their step size (named in the divergence
 warning) and may stop early when ``monitor.should_stop`` is true.
 
@@ -14,6 +15,13 @@ early iterates may lie far above the start by design, e.g. ADMM's first data ste
 projected iterate stays bounded, so a too-large step shows as a bounded but much higher
 value, not as Inf. ``Solver.run`` catches it, backs the step off and restarts from the best
 iterate (``pnp.solver``).
+
+Every host-side look at the iterate (the objective as a number, the NaN check, the best
+iterate's copy, PSNR) happens on the steps a convergence row is due: every ``log_every``-th
+step and the last. On a GPU each such look waits for the device, so ``log_every`` > 1 lets the
+iterations between rows run without a host synchronisation; divergence is then caught up to
+``log_every`` - 1 steps late and the best iterate is the best of the logged ones. The progress
+bar counts every step (no synchronisation).
 """
 from __future__ import annotations
 
@@ -49,20 +57,28 @@ class Monitor:
         self.best_value: float | None = None
         self.best_x: torch.Tensor | None = None
         self.best_step = 0
+        self.steps = 0  # the last step reported
+        self.last_value: float | None = None  # the objective of the last logged step
         self.descent = True  # set by Solver.run from the solver's ``descent``
         disable = not progress or not sys.stderr.isatty()
         self.bar = tqdm(total=self.total, desc=desc or None, disable=disable, leave=False)
 
     def __call__(self, step: int, x: torch.Tensor, objective=None) -> None:
+        self.steps = int(step)
+        if step % self.log_every and step != self.total:
+            self.bar.update(1)
+            return
+        if callable(objective):
+            objective = objective()  # computed only on the steps a row is due
         value = None if objective is None else float(objective)
+        self.last_value = value
         self._check(step, x, value)
-        if step % self.log_every == 0 or step == self.total:
-            quality = None
-            if self.x_true is not None and self.x_true.shape == x.shape:
-                quality = float(psnr(x.detach(), self.x_true).mean())
-            self.rows.append({"iteration": int(step), "objective": value, "psnr": quality})
-            if quality is not None:
-                self.bar.set_postfix(psnr=f"{quality:.2f}", refresh=False)
+        quality = None
+        if self.x_true is not None and self.x_true.shape == x.shape:
+            quality = float(psnr(x.detach(), self.x_true).mean())
+        self.rows.append({"iteration": int(step), "objective": value, "psnr": quality})
+        if quality is not None:
+            self.bar.set_postfix(psnr=f"{quality:.2f}", refresh=False)
         self.bar.update(1)
 
     def start(self, objective, x: torch.Tensor | None = None) -> None:

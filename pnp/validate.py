@@ -105,6 +105,17 @@ class AutoOrNumber:
 
 
 @dataclass(frozen=True)
+class AutoOrCount:
+    """``auto`` or a positive integer."""
+
+    def check(self, key: str, value) -> None:
+        if value == "auto":
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise PnPError(f"{key} must be a positive integer or auto, got {_shown(value)}")
+
+
+@dataclass(frozen=True)
 class Border:
     def check(self, key: str, value) -> None:
         if value in (None, "auto", "scale", "half_kernel", "none"):
@@ -125,6 +136,7 @@ SIGMA_255 = Number(0, null=True, units="0-255 units")
 SCHEMA = {
     "seed": Number(0, integer=True),
     "progress": Boolean(),
+    "log_every": AutoOrCount(),
     "overwrite": Boolean(),
     "skip_unreadable": Boolean(),
     "threads": Number(1, integer=True, null=True),

@@ -21,9 +21,8 @@ values over- or under-smooth. S_x (``spectrum``):
   Eq. 5.8-6 with the ratio K set by hand); it does not follow the noise level.
 
 The defaults (power_law, exponent 2.25, weight 1) were chosen on crops of the training images
-(docs/classical.md): among exponents 1.5-3 and weights 0.5-2 they had the fewest problems below
-the observation (1 of 80) and the best mean PSNR; the constant ratio falls below the observation
-at most noise levels. A noise-free
+(docs/classical.md, benchmarks/classical.py): among exponents 1.5-3 and weights 0.5-2, none of
+80 problems below the observation and the best mean PSNR within 0.05 dB. A noise-free
 problem is filtered at the floor sigma = 0.255 / 255. Needs an operator that the DFT
 diagonalises (``Operator.transfer_function``): circular blur or denoising. Solver:
 ``closed_form`` (``estimate``).

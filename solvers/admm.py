@@ -62,7 +62,7 @@ class ADMM(Solver):
             h = self.alpha * x + (1 - self.alpha) * v
             v = prior.prox(h + u, prior.weight / rho)
             u = u + h - v
-            monitor(k, x, self.objective(problem, prior, v))
+            monitor(k, x, lambda: self.objective(problem, prior, v))
             if monitor.should_stop:
                 break
         return x

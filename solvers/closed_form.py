@@ -25,5 +25,5 @@ class ClosedForm(Solver):
     @torch.no_grad()
     def solve(self, problem, prior, monitor) -> torch.Tensor:
         x = prior.estimate(problem)
-        monitor(1, x, self.objective(problem, prior, x))
+        monitor(1, x, lambda: self.objective(problem, prior, x))
         return x

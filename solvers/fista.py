@@ -61,7 +61,7 @@ class FISTA(Solver):
             t_new = (1 + (1 + 4 * t * t) ** 0.5) / 2
             w = x_new + ((t - 1) / t_new) * (x_new - x)
             x, t = x_new, t_new
-            monitor(k, x, self.objective(problem, prior, x))
+            monitor(k, x, lambda: self.objective(problem, prior, x))
             if monitor.should_stop:
                 break
         return x

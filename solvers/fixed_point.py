@@ -40,7 +40,7 @@ class FixedPoint(Solver):
             x = problem.data_step(x - self.step * prior.grad(x, k), rho, start=x)
             if self.project:
                 x = x.clamp(0, 1)
-            monitor(k, x, self.objective(problem, prior, x))
+            monitor(k, x, lambda: self.objective(problem, prior, x))
             if monitor.should_stop:
                 break
         return x

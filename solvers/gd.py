@@ -56,7 +56,7 @@ class GradientDescent(Solver):
                 x = x.clamp(0, 1)
             if self.average and t >= first_averaged:
                 mean += (x - mean) / (t - first_averaged + 1)
-            monitor(t, x, self.objective(problem, prior, x))
+            monitor(t, x, lambda: self.objective(problem, prior, x))
             if monitor.should_stop:
                 break
         return mean if self.average and t >= first_averaged else x

@@ -69,7 +69,7 @@ class HQS(Solver):
         for k, sigma in enumerate(self.schedule(problem), start=1):
             x = problem.data_step(z, lam / sigma**2, start=x)
             z = prior.prox(x, sigma**2)
-            monitor(k, z, self.objective(problem, prior, z))
+            monitor(k, z, lambda: self.objective(problem, prior, z))
             if monitor.should_stop:
                 break
         return z

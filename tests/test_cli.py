@@ -102,3 +102,14 @@ def test_bad_image_files(tmp_path):
         res = run_cli("prior=tv", f"image={path}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
         assert res.returncode == 2 and res.stderr.startswith("error: ") and message in res.stderr, res.stderr
         assert "Traceback" not in res.stderr
+
+
+def test_log_every_thins_the_convergence_log_and_is_recorded(tmp_path, color_png):
+    out = tmp_path / "run"
+    result = run_cli(f"image={color_png}", "prior=tv", "op=denoise", "solver.iterations=7", "log_every=3",
+                     "progress=false", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = (out / "convergence.csv").read_text().splitlines()
+    assert [int(line.split(",")[0]) for line in lines[1:]] == [3, 6, 7]  # every third iteration and the last
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["log_every"] == 3 and metrics["iterations"] == 7

@@ -187,8 +187,10 @@ def test_monitor_logs_rows_and_stops_on_nan():
     assert [row["iteration"] for row in monitor.rows] == [2, 4]
     assert monitor.rows[-1]["psnr"] == pytest.approx(120.0)  # MSE clamped at 1e-12
     monitor.step_param = "solver.rho"
-    with pytest.raises(Diverged, match="diverged at iteration 5.*solver.rho"):
-        monitor(5, torch.full_like(x_true, float("nan")))
+    monitor(5, torch.full_like(x_true, float("nan")))  # between rows: no look at the iterate (no host sync)
+    assert monitor.steps == 5 and len(monitor.rows) == 2
+    with pytest.raises(Diverged, match="diverged at iteration 6.*solver.rho"):
+        monitor(6, torch.full_like(x_true, float("nan")))
     monitor.close()
 
 
