@@ -11,11 +11,17 @@ guarded against divergence, the same mechanism for every solver:
     parameter to change.
 
 ``restarts``, ``diverged`` and the step actually used (``params()``) go into the run record.
+
+``IterativeSolver`` owns the loop of the optimisation solvers (gd, fista, fixed_point, hqs,
+admm), as scico's ``Optimizer`` does: a solver writes ``init`` (the state before the first
+iteration) and ``update`` (one iteration on that state); the loop reports each iterate and its
+objective to the monitor, stops when the monitor says so and returns ``result``. The samplers
+and DIP, whose iterations are not steps on one iterate, write ``solve`` themselves.
 """
 from __future__ import annotations
 
 import sys
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import ClassVar, Mapping
 
 import torch
@@ -115,3 +121,41 @@ class Solver:
         if r is None:
             return None
         return problem.data_fidelity(x).sum() + prior.weight * r.sum()
+
+
+class IterativeSolver(Solver):
+    """A solver written as ``init`` and ``update``; the loop is here (module docstring)."""
+
+    step_param: ClassVar[str] = "solver.step"  # the config key the divergence warning names
+
+    def init(self, problem, prior) -> SimpleNamespace:
+        """The state before the first iteration; ``state.x`` is the iterate reported to the monitor."""
+        raise NotImplementedError
+
+    def update(self, state: SimpleNamespace, k: int, problem, prior) -> None:
+        """Iteration k (from 1): update ``state`` in place."""
+        raise NotImplementedError
+
+    def start_objective(self, problem, prior, state: SimpleNamespace):
+        """The objective at the start (None: not a reference for the divergence check)."""
+        return self.objective(problem, prior, state.x)
+
+    def objective_at(self, state: SimpleNamespace) -> torch.Tensor:
+        """Where the objective is evaluated after an iteration (default: the reported iterate)."""
+        return state.x
+
+    def result(self, state: SimpleNamespace) -> torch.Tensor:
+        """The restored image when the loop ends (default: the last iterate)."""
+        return state.x
+
+    @torch.no_grad()
+    def solve(self, problem, prior, monitor) -> torch.Tensor:
+        monitor.step_param = self.step_param
+        state = self.init(problem, prior)
+        monitor.start(self.start_objective(problem, prior, state), state.x)
+        for k in range(1, self.iterations + 1):
+            self.update(state, k, problem, prior)
+            monitor(k, state.x, lambda: self.objective(problem, prior, self.objective_at(state)))
+            if monitor.should_stop:
+                break
+        return self.result(state)

@@ -15,16 +15,19 @@ just evaluated its network (cached), so an iteration costs one denoiser call, no
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
-from pnp.solver import Solver
+from pnp.solver import IterativeSolver
 
 
-class ADMM(Solver):
+class ADMM(IterativeSolver):
     requires = frozenset({Capability.PROX})
     descent = False
+    step_param = "solver.sigma_prox (raise solver.rho)"
 
     def __init__(self, iterations: int = 100, rho: float | None = None, sigma_prox: float | None = None,
                  alpha: float = 1.0):
@@ -49,20 +52,21 @@ class ADMM(Solver):
         sigma_prox = self.sigma_prox / 255.0 if self.sigma_prox is not None else problem.sigma_eff
         return self.rho_factor * prior.weight / sigma_prox**2
 
-    @torch.no_grad()
-    def solve(self, problem, prior, monitor) -> torch.Tensor:
-        monitor.step_param = "solver.sigma_prox (raise solver.rho)"
+    def init(self, problem, prior) -> SimpleNamespace:
         rho = self.penalty(problem, prior)
-        v = self.initial(problem)
-        monitor.start(None, v)
         self.rho_used = rho
-        u, x = torch.zeros_like(v), None
-        for k in range(1, self.iterations + 1):
-            x = problem.data_step(v - u, rho, start=x)
-            h = self.alpha * x + (1 - self.alpha) * v
-            v = prior.prox(h + u, prior.weight / rho)
-            u = u + h - v
-            monitor(k, x, lambda: self.objective(problem, prior, v))
-            if monitor.should_stop:
-                break
-        return x
+        v = self.initial(problem)
+        return SimpleNamespace(x=v, v=v, u=torch.zeros_like(v), data=None, rho=rho)
+
+    def update(self, state, k: int, problem, prior) -> None:
+        state.data = problem.data_step(state.v - state.u, state.rho, start=state.data)
+        h = self.alpha * state.data + (1 - self.alpha) * state.v
+        state.v = prior.prox(h + state.u, prior.weight / state.rho)
+        state.u = state.u + h - state.v
+        state.x = state.data  # the reported iterate: x_k, the data step's solution
+
+    def start_objective(self, problem, prior, state):
+        return None
+
+    def objective_at(self, state) -> torch.Tensor:
+        return state.v

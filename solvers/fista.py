@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import weakref
 
+from types import SimpleNamespace
+
 import torch
 
 from pnp.capabilities import Capability
-from pnp.solver import Solver
+from pnp.solver import IterativeSolver
 
 _NORM_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
@@ -40,28 +42,21 @@ def operator_norm_sq(op, like: torch.Tensor, iterations: int = 100, tol: float =
     return cached[key]
 
 
-class FISTA(Solver):
+class FISTA(IterativeSolver):
     requires = frozenset({Capability.PROX})
 
     def __init__(self, iterations: int = 100, step: float = 1.0):
         super().__init__(iterations)
         self.step = self.positive("step", step)
 
-    @torch.no_grad()
-    def solve(self, problem, prior, monitor) -> torch.Tensor:
-        monitor.step_param = "solver.step"
+    def init(self, problem, prior) -> SimpleNamespace:
         x = self.initial(problem)
-        monitor.start(self.objective(problem, prior, x), x)
         s2 = problem.sigma_eff**2
-        lipschitz = operator_norm_sq(problem.op, x) / s2
-        gamma = self.step / lipschitz
-        w, t = x, 1.0
-        for k in range(1, self.iterations + 1):
-            x_new = prior.prox(w - gamma * problem.data_grad(w) / s2, gamma * prior.weight)
-            t_new = (1 + (1 + 4 * t * t) ** 0.5) / 2
-            w = x_new + ((t - 1) / t_new) * (x_new - x)
-            x, t = x_new, t_new
-            monitor(k, x, lambda: self.objective(problem, prior, x))
-            if monitor.should_stop:
-                break
-        return x
+        return SimpleNamespace(x=x, w=x, t=1.0, s2=s2, gamma=self.step / (operator_norm_sq(problem.op, x) / s2))
+
+    def update(self, state, k: int, problem, prior) -> None:
+        gamma = state.gamma
+        x_new = prior.prox(state.w - gamma * problem.data_grad(state.w) / state.s2, gamma * prior.weight)
+        t_new = (1 + (1 + 4 * state.t * state.t) ** 0.5) / 2
+        state.w = x_new + ((state.t - 1) / t_new) * (x_new - state.x)
+        state.x, state.t = x_new, t_new

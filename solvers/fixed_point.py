@@ -16,13 +16,13 @@ of a large image drift over hundreds of iterations.
 """
 from __future__ import annotations
 
-import torch
+from types import SimpleNamespace
 
 from pnp.capabilities import Capability
-from pnp.solver import Solver
+from pnp.solver import IterativeSolver
 
 
-class FixedPoint(Solver):
+class FixedPoint(IterativeSolver):
     requires = frozenset({Capability.GRADIENT})
 
     def __init__(self, iterations: int = 100, step: float = 1.0, project: bool = True):
@@ -30,17 +30,9 @@ class FixedPoint(Solver):
         self.step = self.positive("step", step)
         self.project = bool(project)
 
-    @torch.no_grad()
-    def solve(self, problem, prior, monitor) -> torch.Tensor:
-        monitor.step_param = "solver.step"
-        x = self.initial(problem)
-        monitor.start(self.objective(problem, prior, x), x)
-        rho = prior.weight / self.step
-        for k in range(1, self.iterations + 1):
-            x = problem.data_step(x - self.step * prior.grad(x, k), rho, start=x)
-            if self.project:
-                x = x.clamp(0, 1)
-            monitor(k, x, lambda: self.objective(problem, prior, x))
-            if monitor.should_stop:
-                break
-        return x
+    def init(self, problem, prior) -> SimpleNamespace:
+        return SimpleNamespace(x=self.initial(problem), rho=prior.weight / self.step)
+
+    def update(self, state, k: int, problem, prior) -> None:
+        x = problem.data_step(state.x - self.step * prior.grad(state.x, k), state.rho, start=state.x)
+        state.x = x.clamp(0, 1) if self.project else x

@@ -15,14 +15,16 @@ out the noise that the final steps leave in x.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
-from pnp.solver import Solver
+from pnp.solver import IterativeSolver
 
 
-class GradientDescent(Solver):
+class GradientDescent(IterativeSolver):
     requires = frozenset({Capability.GRADIENT})
 
     def __init__(self, iterations: int = 200, step: float = 1.0, momentum: float = 0.0,
@@ -40,23 +42,21 @@ class GradientDescent(Solver):
         a, b = prior.balance(x, problem, t)
         return (a * problem.data_grad(x) + b * prior.grad(x, t)) / (a + b)
 
-    @torch.no_grad()
-    def solve(self, problem, prior, monitor) -> torch.Tensor:
-        monitor.step_param = "solver.step"
+    def init(self, problem, prior) -> SimpleNamespace:
         x = self.initial(problem)
-        v = torch.zeros_like(x)
-        monitor.start(self.objective(problem, prior, x), x)
-        first_averaged = self.iterations - self.average + 1  # iterates t >= this are averaged
         mean = torch.zeros_like(x) if self.average else None
-        for t in range(1, self.iterations + 1):
-            probe = x + self.momentum * v if self.nesterov else x
-            v = self.momentum * v - self.step * self.direction(problem, prior, probe, t)
-            x = x + v
-            if self.project:
-                x = x.clamp(0, 1)
-            if self.average and t >= first_averaged:
-                mean += (x - mean) / (t - first_averaged + 1)
-            monitor(t, x, lambda: self.objective(problem, prior, x))
-            if monitor.should_stop:
-                break
-        return mean if self.average and t >= first_averaged else x
+        return SimpleNamespace(x=x, v=torch.zeros_like(x), mean=mean, t=0)
+
+    def update(self, state, t: int, problem, prior) -> None:
+        first_averaged = self.iterations - self.average + 1  # iterates t >= this are averaged
+        probe = state.x + self.momentum * state.v if self.nesterov else state.x
+        state.v = self.momentum * state.v - self.step * self.direction(problem, prior, probe, t)
+        state.x = state.x + state.v
+        if self.project:
+            state.x = state.x.clamp(0, 1)
+        if self.average and t >= first_averaged:
+            state.mean += (state.x - state.mean) / (t - first_averaged + 1)
+        state.t = t
+
+    def result(self, state) -> torch.Tensor:
+        return state.mean if self.average and state.t >= self.iterations - self.average + 1 else state.x

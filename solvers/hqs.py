@@ -17,17 +17,17 @@ z_0 = op.init(y) (DPIR starts from the blurred y, or the bicubic upsampling). Re
 from __future__ import annotations
 
 import math
-
-import torch
+from types import SimpleNamespace
 
 from pnp.capabilities import Capability
 from pnp.errors import PnPError
-from pnp.solver import Solver
+from pnp.solver import IterativeSolver
 
 
-class HQS(Solver):
+class HQS(IterativeSolver):
     descent = False
     requires = frozenset({Capability.PROX})
+    step_param = "solver.sigma_start"
 
     def __init__(self, iterations: int = 8, sigma_start: float = 49.0, sigma_end: float | None = None,
                  lam: float | None = None, sigma_end_min: float = 0.0):
@@ -58,18 +58,17 @@ class HQS(Solver):
         ratio = math.log(end / start) / (self.iterations - 1)
         return [start * math.exp(ratio * k) for k in range(self.iterations)]
 
-    @torch.no_grad()
-    def solve(self, problem, prior, monitor) -> torch.Tensor:
-        monitor.step_param = "solver.sigma_start"
+    def init(self, problem, prior) -> SimpleNamespace:
         lam = self.lam_factor * (float(self.lam) if self.lam is not None else prior.weight)
         self.lam_used = lam
-        z, x = self.initial(problem), None
-        monitor.start(None, z)
-        self.sigma_schedule = [round(s * 255.0, 4) for s in self.schedule(problem)]
-        for k, sigma in enumerate(self.schedule(problem), start=1):
-            x = problem.data_step(z, lam / sigma**2, start=x)
-            z = prior.prox(x, sigma**2)
-            monitor(k, z, lambda: self.objective(problem, prior, z))
-            if monitor.should_stop:
-                break
-        return z
+        sigmas = self.schedule(problem)
+        self.sigma_schedule = [round(s * 255.0, 4) for s in sigmas]
+        return SimpleNamespace(x=self.initial(problem), data=None, lam=lam, sigmas=sigmas)
+
+    def update(self, state, k: int, problem, prior) -> None:
+        sigma = state.sigmas[k - 1]
+        state.data = problem.data_step(state.x, state.lam / sigma**2, start=state.data)
+        state.x = prior.prox(state.data, sigma**2)  # z_k, the reported iterate
+
+    def start_objective(self, problem, prior, state):
+        return None
