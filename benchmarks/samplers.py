@@ -7,7 +7,7 @@ Part ``snips_budget`` (the tuning split: 64 x 64 centre crops of 4 images of
 of the posterior mean, the baseline's, and the worst margin over the baseline.
 
 Part ``validation`` (centre crops of ``../shared/data/test/set5``): ``prior=score`` with
-``solver=langevin`` (its default variant), ``solver=snips`` and ``solver=ddrm``, each with its
+``solver=langevin`` (Kadkhodaie & Simoncelli), ``solver=snips`` and ``solver=ddrm``, each with its
 defaults and ``--samples`` chains. Per sampler and problem: the PSNR of the posterior mean, the
 mean PSNR of single samples, the correlation of the uncertainty map with the absolute error of
 the mean, the baseline's PSNR (the observation with its missing pixels / bicubic / the blurred

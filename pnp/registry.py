@@ -88,6 +88,7 @@ SOLVERS = Registry("solvers", {
     "hqs": "pnp.solvers.hqs:HQS",
     "fixed_point": "pnp.solvers.fixed_point:FixedPoint",
     "langevin": "pnp.solvers.langevin:Langevin",
+    "annealed_langevin": "pnp.solvers.annealed_langevin:AnnealedLangevin",
     "dip": "pnp.solvers.dip:DIPFit",
     "ddrm": "pnp.solvers.ddrm:DDRM",
     "snips": "pnp.solvers.snips:SNIPS",

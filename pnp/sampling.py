@@ -1,5 +1,6 @@
-"""What posterior samplers share: their report (``langevin``, ``ddrm``, ``snips``) and, for those
-that work in the coordinates of the operator's SVD (``ddrm``, ``snips``), their frame.
+"""What posterior samplers share: their frame and report (``Sampler``: ``langevin``,
+``annealed_langevin``, ``ddrm``, ``snips``) and, for those that work in the coordinates of the
+operator's SVD (``SpectralSampler``: ``ddrm``, ``snips``), the spectral data.
 
 K samples of one posterior, K x B x C x H x W: ``summarise`` gives the outputs every sampler
 writes: ``samples`` (K B x C x H x W), ``uncertainty`` (the per-pixel standard deviation over
@@ -69,18 +70,18 @@ def geometric(start: float, stop: float, count: int) -> list[float]:
     return torch.logspace(np.log10(start), np.log10(stop), count, dtype=torch.float64).tolist()
 
 
-class SpectralSampler(Solver):
-    """A sampler of p(x | y) in the coordinates of the SVD A = U diag(s) V^T (``Operator.svd``).
+class Sampler(Solver):
+    """A sampler of p(x | y) with the prior's score (``Capability.SCORE``).
 
-    K = ``samples`` chains run as one batch, from a generator seeded by ``problem.seed``; the
-    restored image is their mean, the outputs those of ``summarise``. Subclasses implement
-    ``chains``, which returns the K B samples; the prior is used through its score only
-    (``Capability.SCORE``), D(x, sigma) = x + sigma^2 s(x, sigma) where a denoised image is needed.
+    K = ``samples`` chains run as one batch, each with its own copy of y, from a generator seeded
+    by ``problem.seed``; the restored image is their mean, the outputs those of ``summarise``.
+    Subclasses implement ``chains``, which returns the K B samples; where a denoised image is
+    needed it is D(x, sigma) = x + sigma^2 s(x, sigma) (Tweedie).
     """
 
     descent = False
     requires = frozenset({Capability.SCORE})
-    requires_operator = frozenset({"svd"})
+    step_param = "the step size"  # the config key a divergence warning names
 
     def __init__(self, iterations: int, samples: int = 8, sigma_max: float = 1.0, sigma_min: float = 0.01,
                  colormap: str = "inferno"):
@@ -96,23 +97,17 @@ class SpectralSampler(Solver):
         self.outputs: dict = {}
 
     def solve(self, problem, prior, monitor) -> torch.Tensor:
-        svd = problem.op.svd()
+        monitor.step_param = self.step_param
         y = problem.y.repeat(self.samples, *[1] * (problem.y.dim() - 1))  # one observation per chain
         generator = torch.Generator(device=y.device).manual_seed(int(problem.seed))
         with torch.no_grad():
-            x = self.chains(problem, prior, monitor, svd, y, generator)
+            x = self.chains(problem, prior, monitor, y, generator)
         samples = x.view(self.samples, -1, *x.shape[1:])  # K x B x C x H x W
         self.outputs = summarise(samples, problem, self.colormap)
         return samples.mean(0)
 
-    def chains(self, problem, prior, monitor, svd, y, generator) -> torch.Tensor:
+    def chains(self, problem, prior, monitor, y, generator) -> torch.Tensor:
         raise NotImplementedError
-
-    @staticmethod
-    def spectral_data(svd, y: torch.Tensor, shape) -> tuple[torch.Tensor, torch.Tensor]:
-        """(s, U^T y) broadcast to the coefficient shape, in y's dtype."""
-        s = svd.s.to(device=y.device, dtype=y.dtype).expand(shape)
-        return s, svd.Ut(y).expand(shape)
 
     @staticmethod
     def normal(shape, generator, like: torch.Tensor) -> torch.Tensor:
@@ -121,3 +116,22 @@ class SpectralSampler(Solver):
     def report(self, monitor, step: int, x: torch.Tensor) -> None:
         """The mean of the chains goes to the monitor (PSNR of the estimate, divergence check)."""
         monitor(step, x.view(self.samples, -1, *x.shape[1:]).mean(0), None)
+
+
+class SpectralSampler(Sampler):
+    """A sampler in the coordinates of the SVD A = U diag(s) V^T (``Operator.svd``): subclasses
+    implement ``spectral_chains``, which also receives the operator's SVD."""
+
+    requires_operator = frozenset({"svd"})
+
+    def chains(self, problem, prior, monitor, y, generator) -> torch.Tensor:
+        return self.spectral_chains(problem, prior, monitor, problem.op.svd(), y, generator)
+
+    def spectral_chains(self, problem, prior, monitor, svd, y, generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def spectral_data(svd, y: torch.Tensor, shape) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s, U^T y) broadcast to the coefficient shape, in y's dtype."""
+        s = svd.s.to(device=y.device, dtype=y.dtype).expand(shape)
+        return s, svd.Ut(y).expand(shape)

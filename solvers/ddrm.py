@@ -49,7 +49,7 @@ class DDRM(SpectralSampler):
                 raise PnPError(f"solver.{key} must be in [0, 1], got {value}")
         self.steps, self.eta, self.eta_b = int(steps), float(eta), float(eta_b)
 
-    def chains(self, problem, prior, monitor, svd, y, generator) -> torch.Tensor:
+    def spectral_chains(self, problem, prior, monitor, svd, y, generator) -> torch.Tensor:
         self.iterations = self.steps
         set_total(monitor, self.iterations)
         shape = (y.shape[0], *problem.op.shape)

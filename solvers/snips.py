@@ -42,6 +42,7 @@ from pnp.solvers.dip import set_total
 
 class SNIPS(SpectralSampler):
     backoff_param = "c"
+    step_param = "solver.c"
 
     def __init__(self, levels: int = 20, steps: int = 20, c: float = 0.2, denoise: bool = True,
                  samples: int = 8, sigma_max: float = 1.0, sigma_min: float = 0.01, colormap: str = "inferno"):
@@ -53,7 +54,7 @@ class SNIPS(SpectralSampler):
             raise PnPError(f"solver.c must be in (0, 1], got {c}")
         self.levels, self.steps, self.c, self.denoise = int(levels), int(steps), float(c), bool(denoise)
 
-    def chains(self, problem, prior, monitor, svd, y, generator) -> torch.Tensor:
+    def spectral_chains(self, problem, prior, monitor, svd, y, generator) -> torch.Tensor:
         self.iterations = self.levels * self.steps
         set_total(monitor, self.iterations)
         shape = (y.shape[0], *problem.op.shape)

@@ -1,5 +1,6 @@
-"""The score prior and the Langevin sampler: a Gaussian posterior known in closed form, seeds,
-outputs, every operator, bad input."""
+"""The score prior and the Langevin samplers (``langevin``: Kadkhodaie & Simoncelli;
+``annealed_langevin``: Song & Ermon): a Gaussian posterior known in closed form, seeds, outputs,
+every operator, bad input."""
 import math
 
 import numpy as np
@@ -14,6 +15,7 @@ from pnp.problem import Problem, make_problem
 from pnp.priors.score import ScorePrior
 from pnp.registry import check_compatible
 from pnp.runner import save_outputs
+from pnp.solvers.annealed_langevin import SCHEDULE_DEFAULT, AnnealedLangevin
 from pnp.solvers.langevin import Langevin
 
 MU, S0 = 0.5, 0.2  # the Gaussian prior x ~ N(MU, S0^2 I)
@@ -72,8 +74,15 @@ def gaussian_problem(sigma_y: float, size: int = 16, seed: int = 1) -> Problem:
     return Problem(y=y, op=op, sigma=sigma_y, x_true=x, seed=seed)
 
 
-def sample(problem, **params) -> Langevin:
-    solver = Langevin(**params)
+def sampler(variant: str = "annealed", **params):
+    """The annealed sampler (levels, steps, eps, likelihood) or the Kadkhodaie-Simoncelli one."""
+    if variant == "annealed":
+        return AnnealedLangevin(**params)
+    return Langevin(**{k: v for k, v in params.items() if k not in ("levels", "steps", "eps")})
+
+
+def sample(problem, variant: str = "annealed", **params):
+    solver = sampler(variant, **params)
     solver.solve(problem, ScorePrior(denoiser=gaussian_denoiser), Quiet())
     return solver
 
@@ -150,7 +159,7 @@ def test_fixed_seed_gives_identical_samples(variant):
 
 def test_outputs_mean_uncertainty_and_files(tmp_path):
     problem = gaussian_problem(0.1)
-    solver = Langevin(samples=16, levels=3, steps=100, eps=5e-5)
+    solver = AnnealedLangevin(samples=16, levels=3, steps=100, eps=5e-5)
     mean = solver.solve(problem, ScorePrior(denoiser=gaussian_denoiser), Quiet())
     out = solver.outputs
     assert out["samples"].shape == (16, 1, 16, 16) and mean.shape == (1, 1, 16, 16)
@@ -173,7 +182,7 @@ def test_score_prior_works_with_every_operator(name, variant):
     torch.manual_seed(0)
     x = torch.rand(1, 3, 32, 32)
     problem = make_problem(x, {"name": name}, {"name": "gaussian", "sigma": 5.0}, seed=0)
-    solver = Langevin(variant=variant, samples=2, levels=2, steps=3, iterations=None if variant == "annealed" else 5)
+    solver = sampler(variant, samples=2, levels=2, steps=3, iterations=None if variant == "annealed" else 5)
     mean = solver.solve(problem, ScorePrior(denoiser=gaussian_denoiser), Quiet())
     assert mean.shape == x.shape and torch.isfinite(mean).all()
     assert solver.outputs["samples"].shape == (2, 3, 32, 32)
@@ -181,16 +190,14 @@ def test_score_prior_works_with_every_operator(name, variant):
 
 def test_schedule_per_operator_and_overrides():
     """The per-operator step comes from conf/prior/score.yaml (solvers.by_op) through build_triple."""
-    import pnp.solvers.langevin as langevin
     from pnp.api import compose_config
     from pnp.runner import build_triple
 
-    problem = make_problem(torch.rand(1, 3, 16, 16), {"name": "inpaint"}, {"name": "gaussian", "sigma": 0.0})
-    _, solver = build_triple(compose_config("inpaint", "score", overrides={"solver.variant": "annealed"}))
-    assert solver.schedule(problem) == {**langevin.SCHEDULE_DEFAULT, "eps": 5e-6}
-    assert Langevin().schedule(problem) == langevin.SCHEDULE_DEFAULT
-    assert Langevin(eps=1e-5, steps=30).schedule(problem) == {"eps": 1e-5, "levels": 10, "steps": 30}
-    assert Langevin(eps=3e-5, levels=4, iterations=10).schedule(problem) == {"eps": 3e-5, "levels": 4, "steps": 3}
+    _, solver = build_triple(compose_config("inpaint", "score", "annealed_langevin"))
+    assert solver.schedule() == {**SCHEDULE_DEFAULT, "eps": 5e-6}
+    assert AnnealedLangevin().schedule() == SCHEDULE_DEFAULT
+    assert AnnealedLangevin(eps=1e-5, steps=30).schedule() == {"eps": 1e-5, "levels": 10, "steps": 30}
+    assert AnnealedLangevin(eps=3e-5, levels=4, iterations=10).schedule() == {"eps": 3e-5, "levels": 4, "steps": 3}
 
 
 def test_score_prior_from_weights_file(tmp_path):
@@ -210,12 +217,12 @@ def test_score_prior_from_weights_file(tmp_path):
     (dict(sigma_min=0.5, sigma_max=0.1), "noise schedule must decrease"),
     (dict(levels=0), "solver.levels must be at least 1"),
     (dict(steps=0), "solver.steps must be at least 1"),
-    (dict(samples=0), "solver.samples must be at least 1"),
-    (dict(variant="ddpm"), "solver.variant must be one of"),
+    (dict(samples=0), "solver.samples must be a positive integer"),
+    (dict(likelihood="exact"), "solver.likelihood must be one of"),
 ])
 def test_bad_schedule_is_one_clear_line(params, message):
     with pytest.raises(PnPError, match=message) as err:
-        Langevin(**params)
+        AnnealedLangevin(**params)
     assert "\n" not in str(err.value)
 
 
@@ -243,10 +250,10 @@ def test_cli_samples_mean_and_uncertainty(tmp_path, color_png):
     torch.save(FFDNet(depth=3, width=8).state_dict(), tmp_path / "tiny.pt")
     out = tmp_path / "run"
     res = run_cli("prior=score", "op=denoise", "noise.sigma=25", f"prior.denoiser.weights={tmp_path / 'tiny.pt'}",
-                  "solver.variant=annealed", "solver.samples=2", "solver.levels=2", "solver.steps=2", f"image={color_png}",
+                  "solver=annealed_langevin", "solver.samples=2", "solver.levels=2", "solver.steps=2", f"image={color_png}",
                   f"hydra.run.dir={out}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["solver"] == "langevin" and metrics["iterations"] == 4
+    assert metrics["solver"] == "annealed_langevin" and metrics["iterations"] == 4
     assert {"uncertainty_scale", "psnr_single_sample_mean", "uncertainty_error_correlation"} <= set(metrics)
     assert (out / "samples" / "001.png").is_file() and (out / "uncertainty.png").is_file()
