@@ -39,6 +39,12 @@ class Prior(torch.nn.Module):
         device."""
         self.check(problem)
 
+    def problem_to_solve(self, problem):
+        """The problem the solver works on, asked after ``setup``: ``problem`` itself (default), or,
+        for a prior that estimates part of the operator (kernel-blind DMSP), a copy of it whose
+        operator is that estimate. The given problem and its operator are never changed."""
+        return problem
+
     def noise_level(self, problem) -> float:
         """The noise level (0-255) that presets are looked up at: the problem's."""
         return 255.0 * problem.sigma

@@ -97,6 +97,7 @@ def solve_problem(problem: Problem, prior, solver, progress: bool = True, desc: 
     ``log_every``: a fresh monitor's row interval (``pnp.monitor``)."""
     prior.to(problem.y.device)
     prior.setup(problem)
+    problem = prior.problem_to_solve(problem)
     monitor = monitor if monitor is not None else _monitor(solver, problem, progress, desc, log_every)
     start = time.perf_counter()
     try:

@@ -68,6 +68,7 @@ smoothing sigma in gray, and inputs like the network's training data.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -124,14 +125,20 @@ class DMSP(LearnedPrior):
         if self.sigma_is_auto:
             self.sigma = auto["sigma"] / 255.0
             self.weight = 1.0 / self.sigma**2
-        if self.kernel_blind:  # the estimate lives in a copy of the operator, which the run solves with
+        if self.kernel_blind:  # the estimate lives in a copy of the operator: problem_to_solve
             self.k_true = op.kernel.detach().clone()
             k = self.initial_kernel(op)
             if self.kernel_estimate == "l0":
                 k = self.estimated_kernel(problem, k)
             self.kernel_fit = KernelFit(op.with_kernel(k.detach()), self.power_iterations, self._seed)
-            problem.op = self.kernel_fit.op
-        self.kk = kernel_energy(problem.op, problem.y, self.n_obs, problem.seed)
+        self.kk = kernel_energy(self.problem_to_solve(problem).op, problem.y, self.n_obs, problem.seed)
+
+    def problem_to_solve(self, problem):
+        """Kernel-blind: the problem with the operator of the kernel estimate (updated by
+        ``balance`` as the run goes); else the problem itself."""
+        if self.kernel_blind and self.kernel_fit is not None:
+            return dataclasses.replace(problem, op=self.kernel_fit.op)
+        return problem
 
     def noise_level(self, problem) -> float:
         """The problem's noise level, or its wavelet estimate from y when noise-blind (0-255)."""
