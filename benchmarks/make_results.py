@@ -235,9 +235,9 @@ README_NOTE = ("PSNR in dB, mean over the validation split: the 20 held-out test
                "kernel; SR: 101x113 centre crops (a size that is no multiple of any scale), MATLAB bicubic, "
                "noise-free, RGB PSNR without a border of `scale` pixels. Each prior with its defaults, "
                "`precision: auto` (bf16 on this machine), seed 0. Last column: problems below the "
-               "observation / bicubic, of all (with the 25x25 Gaussian kernel of width 1.6 instead, RED "
-               "ended below the observation on 1 of 60 problems: Set3C leaves at noise 12.75, -0.10 dB; "
-               "TV, hqs and DMSP on none; DAEP was not run with it). `python benchmarks/tune_defaults.py check --split "
+               "observation / bicubic, of all (with the 25x25 Gaussian kernel of width 1.6 instead, none "
+               "of 60 problems ended below the observation for RED, TV, hqs or DMSP; DAEP was not run "
+               "with it). `python benchmarks/tune_defaults.py check --split "
                "validation --prior P --task blur --size 128 --kernels levin` (or `--task sr`) measures a "
                "row; docs/tuning.md says how the defaults were chosen.")
 
