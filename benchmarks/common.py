@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from pnp.api import restore
 from pnp.io import load_image
 from pnp.precision import native_bf16
 
@@ -38,3 +39,16 @@ def centre_crops(folder: Path, count: int, side: int, start: int = 0, step: int 
         top, left = (h - side) // 2, (w - side) // 2
         out.append(x[..., top:top + side, left:left + side])
     return out
+
+
+def restore_each(images: list[torch.Tensor], seed: int | None = None, **problem) -> tuple[list[dict], float]:
+    """``pnp.api.restore`` of each image (seed: ``seed``, or the image's index) with the same
+    problem and method; returns each image's metrics and the mean seconds per image that the
+    solver took (``metrics["seconds"]``: without composing the config or loading the network)."""
+    rows = [restore(x, seed=i if seed is None else seed, **problem)[1] for i, x in enumerate(images)]
+    return rows, sum(m["seconds"] for m in rows) / len(rows)
+
+
+def mean_of(rows: list[dict], key: str) -> float:
+    """The mean of one metric over the rows."""
+    return sum(m[key] for m in rows) / len(rows)

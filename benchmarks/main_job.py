@@ -25,12 +25,13 @@ from pnp.metrics import psnr
 from pnp.monitor import Monitor
 from pnp.problem import make_problem
 from pnp.records import plain
-from pnp.runner import build_triple, resolve_device, resolve_log_every
+from pnp.protocol import metric_border
+from pnp.runner import build_triple, resolve_device
 
 JOBS = (("daep", "gd"), ("denoiser", "hqs"))
 
 
-def timed_run(prior_name: str, solver_name: str, precision: str, device: torch.device, log_every: int) -> dict:
+def timed_run(prior_name: str, solver_name: str, precision: str, device: torch.device, log_every: int | str) -> dict:
     cfg = compose_config(op="blur", prior=prior_name, solver=solver_name,
                          overrides={"prior.denoiser.precision": precision})
     start = time.perf_counter()
@@ -41,16 +42,17 @@ def timed_run(prior_name: str, solver_name: str, precision: str, device: torch.d
     prior.setup(problem)
     net = prior.net = Counting(prior.net)
     loop_start = time.perf_counter()
-    x = solver.run(problem, prior, Monitor(solver.iterations, problem.x_true, progress=False,
-                                           residual=problem.residual, log_every=log_every))
+    monitor = Monitor(solver.iterations, problem.x_true, progress=False, residual=problem.residual,
+                      log_every=log_every)
+    x = solver.run(problem, prior, monitor)
     if device.type == "cuda":
         torch.cuda.synchronize()
     end = time.perf_counter()
-    border = (op.get("kernel_size", 25) - 1) // 2
+    border = metric_border("auto", op)
     return {"seconds": end - start, "psnr": float(psnr(x.clamp(0, 1), problem.x_true, border).mean()),
-            "observed": float(psnr(problem.op.init(problem.y).clamp(0, 1), problem.x_true, border).mean()),
+            "observed": float(psnr(problem.op.baseline(problem.y).clamp(0, 1), problem.x_true, border).mean()),
             "iterations": solver.iterations, "calls": net.calls, "ratio": (end - loop_start) / net.seconds,
-            "precision": prior.precision}
+            "precision": prior.precision, "log_every": monitor.log_every}
 
 
 def main() -> None:
@@ -62,15 +64,16 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    log_every = resolve_log_every(args.log_every if args.log_every == "auto" else int(args.log_every), device)
+    log_every = args.log_every if args.log_every == "auto" else int(args.log_every)
     print(machine_line(args.threads) + f"; device {device}; log_every {log_every}")
-    print("\n| job | precision | seconds | PSNR (observed 22.34) | iterations | network calls | loop / network |")
+    print("\n| job | precision | seconds | PSNR (observed) | iterations | network calls | loop / network |")
     print("|---|---|---|---|---|---|---|")
     for prior_name, solver_name in JOBS:
         for precision in args.precisions.split(","):
             r = timed_run(prior_name, solver_name, precision, device, log_every)
             shown = precision if precision != "auto" else f"auto ({r['precision']})"
-            print(f"| prior={prior_name} solver={solver_name} | {shown} | {r['seconds']:.2f} | {r['psnr']:.2f} | "
+            print(f"| prior={prior_name} solver={solver_name} | {shown} | {r['seconds']:.2f} | "
+                  f"{r['psnr']:.2f} ({r['observed']:.2f}) | "
                   f"{r['iterations']} | {r['calls']} | {r['ratio']:.2f} |", flush=True)
 
 

@@ -11,7 +11,7 @@ Part ``validation`` (centre crops of ``../shared/data/test/set5``): ``prior=scor
 defaults and ``--samples`` chains. Per sampler and problem: the PSNR of the posterior mean, the
 mean PSNR of single samples, the correlation of the uncertainty map with the absolute error of
 the mean, the baseline's PSNR (the observation with its missing pixels / bicubic / the blurred
-image) and seconds, with the CPU it ran on.
+image) and the solver's seconds per image, with the CPU it ran on.
 
 Problems: inpainting (50% missing, noise 7.65), noise-free bicubic SR x2, and deblurring (Levin
 kernel 1, circular boundary, noise 7.65), one thread.
@@ -19,13 +19,10 @@ kernel 1, circular boundary, noise 7.65), one thread.
 from __future__ import annotations
 
 import argparse
-import time
 
-import numpy as np
 import torch
 
-from common import SHARED, centre_crops, machine_line
-from pnp.api import restore
+from common import SHARED, centre_crops, machine_line, mean_of, restore_each
 
 PROBLEMS = {
     "inpaint 50%, noise 7.65": dict(op="inpaint", **{"noise.sigma": 7.65}),
@@ -45,15 +42,12 @@ def snips_budget(samples: int) -> None:
     print("|---|---|---|---|---|---|---|")
     for budget in SNIPS_BUDGETS:
         for name, problem in PROBLEMS.items():
-            rows, start = [], time.perf_counter()
-            for x in images:
-                _, m = restore(x, prior="score", solver="snips", seed=0, **{
-                    **problem, "solver.samples": samples, **{f"solver.{k}": v for k, v in budget.items()}})
-                rows.append((m["psnr_observed"], m["psnr"]))
-            r = np.array(rows)
-            print(f"| {budget['levels']} x {budget['steps']} | {budget['c']} | {name} | {r[:, 0].mean():.2f} | "
-                  f"{r[:, 1].mean():.2f} | {(r[:, 1] - r[:, 0]).min():+.2f} | "
-                  f"{(time.perf_counter() - start) / len(images):.1f} |", flush=True)
+            rows, secs = restore_each(images, seed=0, prior="score", solver="snips", **{
+                **problem, "solver.samples": samples, **{f"solver.{k}": v for k, v in budget.items()}})
+            worst = min(m["psnr"] - m["psnr_observed"] for m in rows)
+            print(f"| {budget['levels']} x {budget['steps']} | {budget['c']} | {name} | "
+                  f"{mean_of(rows, 'psnr_observed'):.2f} | {mean_of(rows, 'psnr'):.2f} | {worst:+.2f} | {secs:.1f} |",
+                  flush=True)
 
 
 def validation(images: list[torch.Tensor], samples: int) -> None:
@@ -62,19 +56,11 @@ def validation(images: list[torch.Tensor], samples: int) -> None:
     print("|---|---|---|---|---|---|---|")
     for name, problem in PROBLEMS.items():
         for sampler in SAMPLERS:
-            rows, start = [], time.perf_counter()
-            for x in images:
-                _, m = restore(x, prior="score", solver=sampler, seed=0,
-                               **{**problem, "solver.samples": samples})
-                rows.append(m)
-            secs = (time.perf_counter() - start) / len(images)
-
-            def avg(key: str) -> float:
-                return float(np.mean([r[key] for r in rows]))
-
-            print(f"| {name} | {sampler} | {avg('psnr_observed'):.2f} | {avg('psnr'):.2f} | "
-                  f"{avg('psnr_single_sample_mean'):.2f} | {avg('uncertainty_error_correlation'):.2f} | "
-                  f"{secs:.1f} |", flush=True)
+            rows, secs = restore_each(images, seed=0, prior="score", solver=sampler,
+                                      **{**problem, "solver.samples": samples})
+            print(f"| {name} | {sampler} | " + " | ".join(f"{mean_of(rows, key):.2f}" for key in (
+                "psnr_observed", "psnr", "psnr_single_sample_mean", "uncertainty_error_correlation"))
+                + f" | {secs:.1f} |", flush=True)
 
 
 def main() -> None:

@@ -72,20 +72,20 @@ def physics_for(problem, boundary: str | None) -> dinv.physics.LinearPhysics:
     return dinv.physics.LinearPhysics(A=op.A, A_adjoint=op.A_adjoint, max_iter=100, tol=1e-5)
 
 
-def ours(x, op_name, overrides, prior_name, net):
+def ours(x, op_name, overrides, prior_name):
+    """Our run with the prior's defaults; also returns its (plain, grid shift off) network."""
     cfg = compose_config(op=op_name, prior=prior_name, solver=None, overrides={
         **overrides, "prior.denoiser.grid_shift": False})
     prior, solver = build_triple(cfg)
     op_cfg = plain(cfg.op)
     problem = make_problem(x, op_cfg, plain(cfg.noise), seed=0)
     prior.setup(problem)
-    prior.set_network(net)
     start = time.perf_counter()
     out = solver.run(problem, prior, Monitor(solver.iterations, progress=False, residual=problem.residual))
     seconds = time.perf_counter() - start
     border = metric_border("auto", op_cfg)
     quality = float(psnr(out.clamp(0, 1), problem.x_true, border).mean())
-    return problem, border, quality, seconds, solver.iterations, prior.params()
+    return problem, border, quality, seconds, solver.iterations, prior.params(), prior.net
 
 
 def deepinv_dpir(problem, physics, net, border):
@@ -134,13 +134,7 @@ def main() -> None:
         overrides = {**overrides, "prior.denoiser.precision": args.precision}
         for method in ("PnP-HQS / DPIR", "RED"):
             prior_name = "denoiser" if method.startswith("PnP") else "red"
-            cfg = compose_config(op=op_name, prior=prior_name, solver=None, overrides=overrides)
-            prior, _ = build_triple(cfg)
-            probe = make_problem(x, plain(cfg.op), plain(cfg.noise), seed=0)
-            prior.setup(probe)
-            net = prior.net  # the plain network (grid shift off below), shared by both sides
-            net = getattr(net, "net", net) if type(net).__name__ == "GridShift" else net
-            problem, border, q, s, it, params = ours(x, op_name, overrides, prior_name, net)
+            problem, border, q, s, it, params, net = ours(x, op_name, overrides, prior_name)
             physics = physics_for(problem, overrides.get("op.boundary"))
             if prior_name == "denoiser":
                 dq, ds, dit = deepinv_dpir(problem, physics, net, border)

@@ -60,7 +60,7 @@ def restore(image: str | Path | torch.Tensor | None = None, op: str = "blur", pr
     """
     # Deferred on purpose: ``import pnp`` (and so ``python -m pnp --help``) does not load
     # deepinv and the networks' code, which only a restoration needs.
-    from pnp.runner import build_triple, quality, resolve_device, resolve_log_every, solve_problem
+    from pnp.runner import build_triple, quality, resolve_device, solve_problem
 
     cfg = compose_config(op, prior, solver, noise, overrides)
     validate_config(cfg)
@@ -84,7 +84,7 @@ def restore(image: str | Path | torch.Tensor | None = None, op: str = "blur", pr
     else:
         problem = make_problem(x, plain(cfg.op), plain(cfg.noise), seed=cfg.seed, device=device)
     restored, metrics, rows, extras = solve_problem(problem, prior_obj, solver_obj, progress,
-                                                    log_every=resolve_log_every(cfg.get("log_every", 1), device))
+                                                    log_every=cfg.get("log_every", "auto"))
     border = metric_border(cfg.metrics.border, plain(cfg.op))
     metrics.update(quality(restored, problem, border, str(cfg.metrics.channel), extras))
     metrics.update({"prior": cfg.prior.name, "op": cfg.op.name, "solver": cfg.solver.name,

@@ -41,7 +41,7 @@ from pnp.monitor import Monitor
 from pnp.problem import Problem, make_problem, observation_hash
 from pnp.protocol import metric_border
 from pnp.records import KERNEL_SUFFIXES, VOLATILE_KEYS, plain, setting_label, short_value
-from pnp.runner import build_triple, quality, resolve_device, resolve_log_every, save_outputs, solve_problem
+from pnp.runner import build_triple, quality, resolve_device, save_outputs, solve_problem
 
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
@@ -215,7 +215,7 @@ def chunks(images: list[Path], batch_size: int, max_pixels: int | None = None) -
 class BatchMonitor(Monitor):
     """The solver monitor, also logging the PSNR and objective of each image of the batch."""
 
-    def __init__(self, problem: Problem, prior, solver, progress: bool, desc: str, log_every: int = 1):
+    def __init__(self, problem: Problem, prior, solver, progress: bool, desc: str, log_every: int | str = "auto"):
         super().__init__(total=solver.iterations, x_true=problem.x_true, progress=progress, desc=desc,
                          residual=problem.residual, log_every=log_every)
         self.problem, self.prior = problem, prior
@@ -441,7 +441,7 @@ def _solve_group(group, task: Task, prior, solver, cfg, device, progress, base: 
     problem = make_problem(x_true, task.op, task.noise, seed=cfg.seed, device=device)
     desc = f"{task.label + ' ' if task.label else ''}{group[0][1].name}"
     desc += f" +{len(group) - 1}" if len(group) > 1 else ""
-    monitor = BatchMonitor(problem, prior, solver, progress, desc, resolve_log_every(cfg.get("log_every", 1), device))
+    monitor = BatchMonitor(problem, prior, solver, progress, desc, cfg.get("log_every", "auto"))
     x, metrics, _, extras = solve_problem(problem, prior, solver, progress, desc=desc, monitor=monitor)
     n = len(group)
     out = []

@@ -47,9 +47,12 @@ class Diverged(PnPError):
 
 
 class Monitor:
-    def __init__(self, total: int, x_true: torch.Tensor | None = None, log_every: int = 1,
+    def __init__(self, total: int, x_true: torch.Tensor | None = None, log_every: int | str = 1,
                  progress: bool = True, desc: str = "", residual=None):
-        self.total, self.x_true, self.log_every = int(total), x_true, max(1, int(log_every))
+        # auto: 1 on the CPU (a host look at the iterate costs nothing there), 10 on CUDA (each
+        # look waits for the device); resolved at the first step, where the iterate's device is known
+        self.total, self.x_true = int(total), x_true
+        self.log_every = log_every if log_every == "auto" else max(1, int(log_every))
         self.residual = residual  # x -> ||Ax - y||^2 summed over the batch (watched where E is undefined)
         self.rows: list[dict] = []  # {"iteration", "objective", "psnr"}, None where undefined
         self.step_param = "the step size"
@@ -65,6 +68,8 @@ class Monitor:
 
     def __call__(self, step: int, x: torch.Tensor, objective=None) -> None:
         self.steps = int(step)
+        if self.log_every == "auto":
+            self.log_every = 10 if x.is_cuda else 1
         if step % self.log_every and step != self.total:
             self.bar.update(1)
             return
@@ -82,11 +87,14 @@ class Monitor:
         self.bar.update(1)
 
     def start(self, objective, x: torch.Tensor | None = None) -> None:
-        """The starting point x_0 (and E(x_0), None when undefined): the first candidate for the
-        best iterate, and, for a descent method, the first reference value."""
+        """The starting point x_0 (and E(x_0), or a function that computes it, None when undefined):
+        the first candidate for the best iterate, and, for a descent method, the first reference
+        value (only a descent method computes it)."""
         if x is None:
             return
         if self.descent:
+            if callable(objective):
+                objective = objective()
             self._watch(0, x, None if objective is None else float(objective))
         elif self.best_x is None:
             self.best_x, self.best_step = x.detach().clone(), 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-VOLATILE_KEYS = ("progress", "threads", "sweep", "batch_size", "batch_pixels", "overwrite", "skip_unreadable")
+VOLATILE_KEYS = ("progress", "log_every", "threads", "sweep", "batch_size", "batch_pixels", "overwrite", "skip_unreadable")
 KERNEL_SUFFIXES = (".npy", ".mat", ".png")  # kernel files, named by their stem
 
 

@@ -37,16 +37,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def resolve_log_every(value, device: torch.device) -> int:
-    """``log_every``: a positive integer, or auto = 1 on the CPU (a host look at the iterate costs
-    nothing there) and 10 on CUDA (each look waits for the device)."""
-    if value in (None, "auto"):
-        return 10 if device.type == "cuda" else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise PnPError(f"log_every must be a positive integer or auto, got {value!r}")
-    return value
-
-
 def solver_params(solver_cfg: dict, prior_cfg: dict, op_name: str | None = None) -> dict:
     """Solver keyword arguments: the solver config's values; a null value takes the prior's
     recommendation for this operator (``prior.solvers.by_op.<op>.<solver>.<key>``), else for
@@ -84,13 +74,13 @@ def build_triple(cfg) -> tuple[object, object]:
     return prior, solver
 
 
-def _monitor(solver, problem: Problem, progress: bool, desc: str, log_every: int = 1):
+def _monitor(solver, problem: Problem, progress: bool, desc: str, log_every: int | str = "auto"):
     return Monitor(total=solver.iterations, x_true=problem.x_true, progress=progress, desc=desc,
                    residual=problem.residual, log_every=log_every)
 
 
 def solve_problem(problem: Problem, prior, solver, progress: bool = True, desc: str = "", monitor=None,
-                  log_every: int = 1):
+                  log_every: int | str = "auto"):
     """Run ``solver`` on ``problem`` with ``prior``; return (restored, metrics, convergence rows, extras).
 
     ``monitor``: a ``pnp.monitor.Monitor`` to use instead of a fresh one (batches: per-image logs);
@@ -110,7 +100,7 @@ def solve_problem(problem: Problem, prior, solver, progress: bool = True, desc: 
     x = x.detach().clamp(0, 1)
     if not torch.isfinite(x).all():
         raise PnPError("the solver returned NaN/Inf; lower solver.step or check the prior's parameters")
-    metrics = {"seconds": seconds, "iterations": monitor.steps or solver.iterations,
+    metrics = {"seconds": seconds, "iterations": monitor.steps or solver.iterations, "log_every": monitor.log_every,
                "observation_sha256": problem.observation_sha256,
                "restarts": solver.restarts, "diverged": solver.diverged,
                "params": {"prior": prior.params(), "solver": solver.params()}}
@@ -191,12 +181,12 @@ def run(cfg, outdir: str | Path, progress: bool = True) -> dict:
     border, channel = metric_border(cfg.metrics.border, op_cfg), str(cfg.metrics.channel)
     x_true = load_image(path)
     problem = make_problem(x_true, op_cfg, noise_cfg, seed=cfg.seed, device=device)
-    log_every = resolve_log_every(cfg.get("log_every", 1), device)
-    x, metrics, rows, extras = solve_problem(problem, prior, solver, progress, desc=path.name, log_every=log_every)
+    x, metrics, rows, extras = solve_problem(problem, prior, solver, progress, desc=path.name,
+                                             log_every=cfg.get("log_every", "auto"))
     scalars = save_outputs(outdir, x, problem, extras, rows)
     result = {**quality(x, problem, border, channel, extras), **metrics, **scalars,
               "prior": cfg.prior.name, "op": cfg.op.name, "solver": cfg.solver.name,
-              "image": str(path), "seed": int(cfg.seed), "noise_sigma": problem.sigma * 255.0, "log_every": log_every,
+              "image": str(path), "seed": int(cfg.seed), "noise_sigma": problem.sigma * 255.0,
               "border": border, "channel": channel}
     save_json(result, outdir / "metrics.json")
     return result

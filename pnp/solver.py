@@ -136,10 +136,6 @@ class IterativeSolver(Solver):
         """Iteration k (from 1): update ``state`` in place."""
         raise NotImplementedError
 
-    def start_objective(self, problem, prior, state: SimpleNamespace):
-        """The objective at the start (None: not a reference for the divergence check)."""
-        return self.objective(problem, prior, state.x)
-
     def objective_at(self, state: SimpleNamespace) -> torch.Tensor:
         """Where the objective is evaluated after an iteration (default: the reported iterate)."""
         return state.x
@@ -152,7 +148,7 @@ class IterativeSolver(Solver):
     def solve(self, problem, prior, monitor) -> torch.Tensor:
         monitor.step_param = self.step_param
         state = self.init(problem, prior)
-        monitor.start(self.start_objective(problem, prior, state), state.x)
+        monitor.start(lambda: self.objective(problem, prior, state.x), state.x)
         for k in range(1, self.iterations + 1):
             self.update(state, k, problem, prior)
             monitor(k, state.x, lambda: self.objective(problem, prior, self.objective_at(state)))

@@ -131,7 +131,8 @@ class DMSP(LearnedPrior):
             if self.kernel_estimate == "l0":
                 k = self.estimated_kernel(problem, k)
             self.kernel_fit = KernelFit(op.with_kernel(k.detach()), self.power_iterations, self._seed)
-        self.kk = kernel_energy(self.problem_to_solve(problem).op, problem.y, self.n_obs, problem.seed)
+        solved_op = self.kernel_fit.op if self.kernel_blind else op
+        self.kk = kernel_energy(solved_op, problem.y, self.n_obs, problem.seed)
 
     def problem_to_solve(self, problem):
         """Kernel-blind: the problem with the operator of the kernel estimate (updated by

@@ -65,8 +65,5 @@ class ADMM(IterativeSolver):
         state.u = state.u + h - state.v
         state.x = state.data  # the reported iterate: x_k, the data step's solution
 
-    def start_objective(self, problem, prior, state):
-        return None
-
     def objective_at(self, state) -> torch.Tensor:
         return state.v

@@ -45,18 +45,18 @@ class GradientDescent(IterativeSolver):
     def init(self, problem, prior) -> SimpleNamespace:
         x = self.initial(problem)
         mean = torch.zeros_like(x) if self.average else None
-        return SimpleNamespace(x=x, v=torch.zeros_like(x), mean=mean, t=0)
+        first_averaged = self.iterations - self.average + 1  # iterates t >= this are averaged
+        return SimpleNamespace(x=x, v=torch.zeros_like(x), mean=mean, first_averaged=first_averaged, t=0)
 
     def update(self, state, t: int, problem, prior) -> None:
-        first_averaged = self.iterations - self.average + 1  # iterates t >= this are averaged
         probe = state.x + self.momentum * state.v if self.nesterov else state.x
         state.v = self.momentum * state.v - self.step * self.direction(problem, prior, probe, t)
         state.x = state.x + state.v
         if self.project:
             state.x = state.x.clamp(0, 1)
-        if self.average and t >= first_averaged:
-            state.mean += (state.x - state.mean) / (t - first_averaged + 1)
+        if self.average and t >= state.first_averaged:
+            state.mean += (state.x - state.mean) / (t - state.first_averaged + 1)
         state.t = t
 
     def result(self, state) -> torch.Tensor:
-        return state.mean if self.average and state.t >= self.iterations - self.average + 1 else state.x
+        return state.mean if self.average and state.t >= state.first_averaged else state.x

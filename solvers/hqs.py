@@ -69,6 +69,3 @@ class HQS(IterativeSolver):
         sigma = state.sigmas[k - 1]
         state.data = problem.data_step(state.x, state.lam / sigma**2, start=state.data)
         state.x = prior.prox(state.data, sigma**2)  # z_k, the reported iterate
-
-    def start_objective(self, problem, prior, state):
-        return None

@@ -151,7 +151,8 @@ def test_empty_image_folder_is_one_clear_error(tmp_path):
 
 
 def test_fingerprint_ignores_speed_settings():
-    a = compose_config(op="blur", prior="tv", overrides={"threads": 1, "batch_size": 8, "progress": False})
+    a = compose_config(op="blur", prior="tv", overrides={"threads": 1, "batch_size": 8, "progress": False,
+                                                          "log_every": 5})
     b = compose_config(op="blur", prior="tv")
     c = compose_config(op="blur", prior="tv", overrides={"prior.weight": 2.0})
     assert fingerprint(a) == fingerprint(b) != fingerprint(c)
