@@ -66,13 +66,23 @@ class Monitor:
         disable = not progress or not sys.stderr.isatty()
         self.bar = tqdm(total=self.total, desc=desc or None, disable=disable, leave=False)
 
-    def __call__(self, step: int, x: torch.Tensor, objective=None) -> None:
-        self.steps = int(step)
+    def due(self, step: int, device) -> bool:
+        """Whether a convergence row (and so a host-side look at the iterate) is due at ``step``;
+        resolves ``log_every: auto`` from the iterate's device at the first call."""
         if self.log_every == "auto":
-            self.log_every = 10 if x.is_cuda else 1
-        if step % self.log_every and step != self.total:
-            self.bar.update(1)
+            self.log_every = 10 if torch.device(device).type == "cuda" else 1
+        return step % self.log_every == 0 or step == self.total
+
+    def skip(self, step: int) -> None:
+        """A step without a row: the progress bar advances, nothing is read from the device."""
+        self.steps = int(step)
+        self.bar.update(1)
+
+    def __call__(self, step: int, x: torch.Tensor, objective=None) -> None:
+        if not self.due(step, x.device):
+            self.skip(step)
             return
+        self.steps = int(step)
         if callable(objective):
             objective = objective()  # computed only on the steps a row is due
         value = None if objective is None else float(objective)

@@ -114,8 +114,12 @@ class Sampler(Solver):
         return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
 
     def report(self, monitor, step: int, x: torch.Tensor) -> None:
-        """The mean of the chains goes to the monitor (PSNR of the estimate, divergence check)."""
-        monitor(step, x.view(self.samples, -1, *x.shape[1:]).mean(0), None)
+        """The mean of the chains goes to the monitor (PSNR of the estimate, divergence check) on
+        the steps a convergence row is due; on the others only the progress bar moves."""
+        if monitor.due(step, x.device):
+            monitor(step, x.view(self.samples, -1, *x.shape[1:]).mean(0), None)
+        else:
+            monitor.skip(step)
 
 
 class SpectralSampler(Sampler):

@@ -59,7 +59,7 @@ class Langevin(Sampler):
         pixels = math.prod(op.shape)
 
         def project(v, sigma):  # P(v): the data step at rho = 1 / sigma^2 (batch mean)
-            return op.data_step(y, v, 1.0 / float(sigma.pow(2).mean()), problem.sigma_eff)
+            return op.data_step(y, v, 1.0 / sigma.pow(2).mean(), problem.sigma_eff)  # rho stays on the device
 
         sigma = torch.full((shape[0],), self.sigma_max, device=y.device)
         x = project(torch.full(shape, 0.5, device=y.device), sigma)
@@ -76,6 +76,8 @@ class Langevin(Sampler):
             step = h * d + gamma.view(-1, 1, 1, 1) * noise
             x = x + active.view(-1, 1, 1, 1) * step
             self.report(monitor, t, x)
-            if monitor.should_stop or not bool((sigma > self.sigma_min).any()):
+            # every chain stopped: checked where a row is due (a host look; on CUDA every log_every steps;
+            # a stopped chain no longer moves, so a late check changes nothing but the time)
+            if monitor.should_stop or (monitor.due(t, x.device) and not bool((sigma > self.sigma_min).any())):
                 break
         return x

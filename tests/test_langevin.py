@@ -62,6 +62,12 @@ class Quiet:
     """A monitor that records nothing."""
     should_stop, step_param = False, ""
 
+    def due(self, step, device):
+        return True
+
+    def skip(self, step):
+        pass
+
     def __call__(self, step, x, objective=None):
         assert torch.isfinite(x).all()
 
@@ -257,3 +263,22 @@ def test_cli_samples_mean_and_uncertainty(tmp_path, color_png):
     assert metrics["solver"] == "annealed_langevin" and metrics["iterations"] == 4
     assert {"uncertainty_scale", "psnr_single_sample_mean", "uncertainty_error_correlation"} <= set(metrics)
     assert (out / "samples" / "001.png").is_file() and (out / "uncertainty.png").is_file()
+
+
+def test_kadkhodaie_reads_the_device_only_where_a_row_is_due():
+    """With log_every = 7 the sampler looks at the chains (their mean, the stop check) only on
+    every 7th step: the samples are those of log_every = 1, the stop at most 6 steps later."""
+    from pnp.monitor import Monitor
+
+    runs = {}
+    for every in (1, 7):
+        problem = gaussian_problem(0.05, seed=2)
+        solver = Langevin(samples=3, h0=0.2, sigma_max=1.0, sigma_min=0.05)
+        monitor = Monitor(solver.iterations, problem.x_true, log_every=every, progress=False)
+        solver.solve(problem, ScorePrior(denoiser=gaussian_denoiser), monitor)
+        runs[every] = (solver.outputs["samples"], monitor)
+    (a, fine), (b, coarse) = runs[1], runs[7]
+    assert torch.equal(a, b)
+    assert fine.steps < solver.iterations  # every chain reached sigma_min: the run stopped early
+    assert fine.steps <= coarse.steps < fine.steps + 7
+    assert [r["iteration"] for r in coarse.rows] == list(range(7, coarse.steps + 1, 7))
