@@ -234,7 +234,7 @@ README_NOTE = ("PSNR in dB, mean over the validation split: the 20 held-out test
                "valid boundary, Gaussian noise 2.55 / 7.65 / 12.75, PSNR without a border of half the "
                "kernel; SR: 101x113 centre crops (a size that is no multiple of any scale), MATLAB bicubic, "
                "noise-free, RGB PSNR without a border of `scale` pixels. Each prior with its defaults, "
-               "`precision: auto` (bf16 on this machine), seed 0. Last column: problems below the "
+               "`precision: auto` (bf16 on the 2-core Intel Xeon with AMX that measured it), seed 0. Last column: problems below the "
                "observation / bicubic, of all (with the 25x25 Gaussian kernel of width 1.6 instead, none "
                "of 60 problems ended below the observation for RED, TV, hqs or DMSP; DAEP was not run "
                "with it). `python benchmarks/tune_defaults.py check --split "

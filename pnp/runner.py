@@ -43,7 +43,7 @@ def solver_params(solver_cfg: dict, prior_cfg: dict, op_name: str | None = None)
     any operator (``prior.solvers.<solver>.<key>``), else the solver's own default.
 
     A recommended count of iterations (``ITERATION_COUNTS``) keeps its share of the recommended
-    run when the user sets ``solver.iterations``: DAEP's mean of the last 60 of 300 iterates is
+    run when the user sets ``solver.iterations``: DAEP's mean of the last 48 of 240 iterates is
     the last 6 of a 30-iteration run."""
     name = solver_cfg["name"]
     solvers = prior_cfg.get("solvers") or {}

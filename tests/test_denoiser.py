@@ -58,13 +58,36 @@ def test_tiled_body_is_the_whole_image_result(shape):
         results.append((out, torch.autograd.grad(out, x, r)[0]))
     torch.testing.assert_close(results[1], results[0], rtol=0, atol=1e-5)
     calls = []
-    hook = net.body.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[-2:]))
+    run_body = net.run_body
+    net.run_body = lambda z: calls.append(z.shape[-2:]) or run_body(z)
     net(x, 0.1)
     assert len(calls) > 1 and all(max(c) <= 1.5 * 8 + 2 * net.depth for c in calls)
     calls.clear()
     net.train()(x, 0.1)
-    hook.remove()
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fused_conv_relu_gives_the_plain_result_and_vjp(precision):
+    """Each conv with its ReLU in one oneDNN kernel (CPU inference) gives the plain chain's output
+    and vector-Jacobian product, both precisions, with and without tiles."""
+    from pnp.models import fused_conv
+
+    torch.manual_seed(0)
+    net = FFDNet(depth=5, width=16, channels=3, precision=precision).eval().requires_grad_(False)
+    x = torch.rand(1, 3, 66, 50, requires_grad=True)
+    r = torch.rand(1, 3, 66, 50)
+    if not fused_conv.available(x):
+        pytest.skip("PyTorch built without oneDNN")
+    results = []
+    for fuse, tile in ((False, None), (True, None), (True, 12)):
+        net.fuse, net.tile = fuse, tile
+        out = net(x, 0.1)
+        results.append((out, torch.autograd.grad(out, x, r)[0]))
+    atol = 1e-5 if precision == "fp32" else 1e-2
+    for got in results[1:]:
+        torch.testing.assert_close(got, results[0], rtol=0, atol=atol)
+    assert results[0][1].abs().max() > 0.1  # the VJP is not trivially zero
 
 
 def test_tiles_split_sides_into_near_equal_parts():

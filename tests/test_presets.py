@@ -75,7 +75,7 @@ def test_auto_keys_follow_the_shipped_presets(name, key, scale_of):
     assert getattr(fixed, key) * scale_of == pytest.approx(7.0)
 
 
-@pytest.mark.parametrize("op,sigma,weight", [(BLUR, 2.55, 8.0), (BLUR, 12.75, 4.0), (BLUR, 10.2, 6.0),
+@pytest.mark.parametrize("op,sigma,weight", [(BLUR, 2.55, 12.0), (BLUR, 5.1, 10.0), (BLUR, 12.75, 4.0), (BLUR, 10.2, 6.0),
                                               ({"name": "sr", "scale": 2}, 7.65, 4.0)])
 def test_tv_weight_auto_follows_its_preset(op, sigma, weight):
     """TV's deblurring weight is tabled over the noise level; other operators keep 4."""

@@ -210,27 +210,28 @@ def test_prior_recommendations_per_operator(op, iterations, end_min):
     assert solver.schedule(problem)[-1] == pytest.approx((end_min or 0.255) / 255)
 
 
-@pytest.mark.parametrize("op, average", [("blur", 60), ("sr", None)])
-def test_daep_averages_the_last_iterates_when_deblurring(op, average):
-    """DAEP recommends the mean of the last 60 iterates for deblurring only (solvers.by_op.blur)."""
+@pytest.mark.parametrize("op, iterations, step, average", [("blur", 240, 0.125, 48), ("sr", 300, 0.1, None)])
+def test_daep_averages_the_last_iterates_when_deblurring(op, iterations, step, average):
+    """DAEP recommends 240 steps of 0.125 and the mean of the last 48 iterates for deblurring only
+    (solvers.by_op.blur); elsewhere the authors' 300 steps of 0.1."""
     from hydra import compose, initialize_config_module
 
     with initialize_config_module("pnp.conf", version_base=None):
         cfg = compose("config", overrides=["prior=daep", f"op={op}"])
     params = solver_params(OmegaConf.to_container(cfg.solver, resolve=True),
                            OmegaConf.to_container(cfg.prior, resolve=True), op)
-    assert params["iterations"] == 300 and params.get("average") == average
+    assert (params["iterations"], params["step"], params.get("average")) == (iterations, step, average)
     assert GradientDescent(**params).average == (average or 0)
 
 
 def test_recommended_average_follows_the_users_iterations():
-    """solver.iterations=30 with DAEP's recommended mean of the last 60 of 300 iterates averages the
+    """solver.iterations=30 with DAEP's recommended mean of the last 48 of 240 iterates averages the
     last 6 (it used to fail: 'solver.average must be in [0, 30]'); a user's own average is kept."""
     from hydra import compose, initialize_config_module
 
     with initialize_config_module("pnp.conf", version_base=None):
         for extra, expected in ((["solver.iterations=30"], 6), (["solver.iterations=30", "solver.average=30"], 30),
-                                (["solver.iterations=300"], 60)):
+                                (["solver.iterations=480"], 96)):
             cfg = compose("config", overrides=["prior=daep", "op=blur", *extra])
             params = solver_params(OmegaConf.to_container(cfg.solver, resolve=True),
                                    OmegaConf.to_container(cfg.prior, resolve=True), "blur")

@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from pnp.models import fused_conv
+
 PRECISIONS = ("fp32", "bf16")
 TILE = 128  # CPU tiles of the half-resolution body: 256 x 256 image pixels (None: one pass)
 
@@ -68,6 +70,7 @@ class FFDNet(nn.Module):
             raise ValueError("depth must be >= 3")
         self.depth, self.width, self.channels, self.norm = depth, width, channels, norm
         self.tile = TILE
+        self.fuse = True  # CPU inference: each conv and its ReLU in one oneDNN kernel (fused_conv)
         c4 = 4 * channels
         layers = [nn.Conv2d(c4 + 1, width, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
@@ -126,6 +129,14 @@ class FFDNet(nn.Module):
         self.to(memory_format=fmt)
         return self
 
+    def run_body(self, z: torch.Tensor) -> torch.Tensor:
+        """The body; on CPU in eval mode without BatchNorm, each conv with its ReLU fused into one
+        oneDNN kernel (the same result, see ``fused_conv``)."""
+        if not self.fuse or self.training or self.norm or not fused_conv.available(z):
+            return self.body(z)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        return fused_conv.conv_relu_chain(z, [m for m in self.body if isinstance(m, nn.Conv2d)], dtype)
+
     def tiled_body(self, z: torch.Tensor) -> torch.Tensor:
         """The body on tiles of ``tile`` x ``tile`` half-resolution pixels, each with a margin of
         ``depth`` pixels, its receptive radius (``depth`` 3x3 convolutions): every kept output
@@ -136,14 +147,14 @@ class FFDNet(nn.Module):
         here, as large activations leave the caches (docs/benchmarks.md); CUDA runs one pass."""
         h, w = z.shape[-2:]
         if not self.tile or self.training or z.device.type != "cpu" or max(h, w) < 1.5 * self.tile:
-            return self.body(z)
+            return self.run_body(z)
         m = self.depth
         rows = []
         for i0, i1 in _split(h, self.tile):
             row = []
             for j0, j1 in _split(w, self.tile):
                 a, b = max(i0 - m, 0), max(j0 - m, 0)
-                out = self.body(z[..., a:min(i1 + m, h), b:min(j1 + m, w)])
+                out = self.run_body(z[..., a:min(i1 + m, h), b:min(j1 + m, w)])
                 row.append(out[..., i0 - a:i1 - a, j0 - b:j1 - b])
             rows.append(torch.cat(row, dim=-1))
         return torch.cat(rows, dim=-2)
