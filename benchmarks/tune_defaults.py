@@ -80,7 +80,8 @@ TASKS = {
     "blur_circular": {"size": (96, 96), "preset": "blur", "axis": "noise",
                       "points": [(n, {"op": "blur", "op.boundary": "circular"}, n) for n in (2.55, 12.75)]},
     "inpaint": {"size": (96, 96), "preset": "inpaint", "axis": "noise", "points": [(None, {"op": "inpaint"}, None)]},
-    "denoise": {"size": (96, 96), "preset": "denoise", "axis": "noise", "points": [(None, {"op": "denoise"}, None)]},
+    "denoise": {"size": (96, 96), "preset": "denoise", "axis": "noise",
+                "points": [(n, {"op": "denoise"}, n) for n in (7.65, 25.0)]},
     "demosaic": {"size": (96, 96), "preset": "demosaic", "axis": "noise", "points": [(None, {"op": "demosaic"}, None)]},
 }
 

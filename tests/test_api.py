@@ -32,3 +32,15 @@ def test_restore_bad_prior():
         assert "unknown prior 'nope'" in str(err)
     else:
         raise AssertionError("expected PnPError")
+
+
+def test_red_denoises_nearly_as_well_as_one_denoiser_call():
+    """RED's denoising preset (lambda sigma_n^2 = 3.1, sigma_e = 0.4 sigma_n) on a crop of the
+    built-in image with the shipped network: well above the noisy image, near one denoiser call."""
+    from pnp.io import default_image
+    x0 = load_image(default_image())[..., 64:160, 96:192]
+    kw = {"noise.sigma": 7.65, "seed": 0}
+    _, red = restore(x0, op="denoise", prior="red", **kw)
+    _, one = restore(x0, op="denoise", prior="denoiser", **kw)
+    assert red["psnr"] > red["psnr_observed"] + 3.0
+    assert red["psnr"] > one["psnr"] - 1.5
