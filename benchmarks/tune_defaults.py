@@ -88,9 +88,13 @@ TASKS = {
 # prior -> task -> [(key, candidates as factors of the current value or absolute values)]
 SPACE = {
     "daep": {"blur": [("gamma", ("x", 0.5, 1.0, 2.0)), ("sigma", ("x", 0.7, 1.4))],
-             "sr": [("sigma", ("=", 20.0, 30.0, 45.0, 60.0))]},
-    "dmsp": {"blur": [("sigma", ("x", 0.8, 1.0, 1.25, 1.6)), ("solver.average", ("=", 0, 60))], "sr": [("sigma", ("=", 11.0, 20.0, 30.0, 45.0)), ("noise_floor", ("=", 0.255, 1.0, 2.55, 5.0))]},
-    "tv": {"blur": [("weight", ("=", 4.0, 8.0, 16.0, 32.0))]},
+             "sr": [("sigma", ("=", 20.0, 30.0, 45.0, 60.0))],
+             "denoise": [("gamma", ("x", 0.5, 1.0, 2.0, 4.0, 8.0)), ("sigma", ("x", 0.5, 0.7, 1.0, 1.4)),
+                         ("solver.average", ("=", 0, 60))]},
+    "dmsp": {"blur": [("sigma", ("x", 0.8, 1.0, 1.25, 1.6)), ("solver.average", ("=", 0, 60))], "sr": [("sigma", ("=", 11.0, 20.0, 30.0, 45.0)), ("noise_floor", ("=", 0.255, 1.0, 2.55, 5.0))],
+             "denoise": [("sigma", ("x", 0.35, 0.5, 0.7, 1.0, 1.4)), ("solver.average", ("=", 0, 60))]},
+    "tv": {"blur": [("weight", ("=", 4.0, 8.0, 16.0, 32.0))],
+           "denoise": [("weight", ("x", 0.5, 1.0, 2.0, 4.0, 8.0))]},
     "denoiser": {"inpaint": [("solver.iterations", ("=", 8, 24, 40))]},
     "red": {"inpaint": [("sigma", ("=", 8.0, 15.0, 25.0))],
             "demosaic": [("sigma", ("=", 4.0, 8.0, 15.0)), ("weight", ("x", 0.25, 0.5, 1.0, 2.0))],

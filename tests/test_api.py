@@ -1,4 +1,5 @@
 """The Python API runs the same code path as the CLI."""
+import pytest
 import torch
 
 from pnp import PnPError, restore
@@ -34,13 +35,17 @@ def test_restore_bad_prior():
         raise AssertionError("expected PnPError")
 
 
-def test_red_denoises_nearly_as_well_as_one_denoiser_call():
-    """RED's denoising preset (lambda sigma_n^2 = 3.1, sigma_e = 0.4 sigma_n) on a crop of the
-    built-in image with the shipped network: well above the noisy image, near one denoiser call."""
+@pytest.mark.parametrize("prior, gain", [("red", 3.0), ("dmsp", 3.0), ("daep", 3.0), ("tv", 2.0)])
+def test_each_prior_denoises_well_above_the_noisy_image(prior, gain):
+    """The denoising presets (conf/prior/presets/*.yaml, ``denoise:``) on a crop of the built-in
+    image at noise 7.65: each prior gains ``gain`` dB over the noisy image (the deblurring-style
+    values they had before gained 0.7-1.8 dB on the validation crops), and the learned priors
+    end within 1.5 dB of one call of the shipped denoiser."""
     from pnp.io import default_image
     x0 = load_image(default_image())[..., 64:160, 96:192]
     kw = {"noise.sigma": 7.65, "seed": 0}
-    _, red = restore(x0, op="denoise", prior="red", **kw)
-    _, one = restore(x0, op="denoise", prior="denoiser", **kw)
-    assert red["psnr"] > red["psnr_observed"] + 3.0
-    assert red["psnr"] > one["psnr"] - 1.5
+    _, out = restore(x0, op="denoise", prior=prior, **kw)
+    assert out["psnr"] > out["psnr_observed"] + gain
+    if prior != "tv":
+        _, one = restore(x0, op="denoise", prior="denoiser", **kw)
+        assert out["psnr"] > one["psnr"] - 1.5
