@@ -325,7 +325,8 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=None, help="crop side (default: the task's)")
     ap.add_argument("--only", default=None, help="tune only these keys (comma-separated)")
     ap.add_argument("--candidates", default=None, help="with one --only key: its candidate values (comma-separated)")
-    ap.add_argument("--points", default=None, help="only these noise levels or scales (comma-separated)")
+    ap.add_argument("--points", default=None, help="only these scales or noise levels (comma-separated; "
+                    "a task indexed by its noise level takes levels off its table too)")
     ap.add_argument("--kernels", default="levin,gaussian", help="blur: levin, gaussian or both (comma-separated)")
     args = ap.parse_args(argv)
     if args.size:
@@ -345,7 +346,18 @@ def main(argv=None) -> int:
     done = read_done(log)
     points = [p for p, _, _ in TASKS[args.task]["points"]]
     if args.points:
-        points = [p for p in points if str(p) in args.points.split(",")]
+        asked = [float(v) for v in args.points.split(",")]
+        spec = TASKS[args.task]
+        value, op, noise = spec["points"][0]
+        if spec["axis"] == "noise" and value is not None and value == noise:  # any noise level, same problem
+            spec["points"] = [(v, op, v) for v in asked]
+            points = asked
+        else:
+            points = [p for p in points if p is not None and float(p) in asked]
+            if not points:
+                have = ", ".join(str(q) for q, _, _ in spec["points"])
+                print(f"error: --points {args.points}: {args.task} has only {have}", file=sys.stderr)
+                return 2
     chosen = {}
     for point in points:
         print(f"{args.prior} {args.task} at {TASKS[args.task]['axis']}={point}", flush=True)
