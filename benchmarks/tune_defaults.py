@@ -228,12 +228,16 @@ def read_done(log: Path) -> dict:
 
 def current(prior: str, task: str, point) -> dict:
     """The prior's current preset values at ``point`` (the start of the search)."""
-    cfg = compose_config(TASKS[task]["points"][0][1]["op"], prior)
+    spec = next((op for v, op, _ in TASKS[task]["points"] if v == point), TASKS[task]["points"][0][1])
+    cfg = compose_config(spec["op"], prior, None, None, {k: v for k, v in spec.items() if k != "op"})
     preset = select(plain(cfg.prior).get("presets"), TASKS[task]["preset"], prior, set(PRIORS.get(prior).auto_keys))
     axis = TASKS[task]["axis"]
+    task_noise = next((n for v, _, n in TASKS[task]["points"] if v == point), None)
     if axis == "noise" and point is not None:
         noise = point
-    else:  # a task at its config's noise (inpaint, denoise, demosaic): the level the presets see
+    elif task_noise is not None:  # a scale-indexed task at its own noise level (sr: noise-free)
+        noise = float(task_noise)
+    else:  # a task at its config's noise (inpaint, demosaic): the level the presets see
         noise = float(cfg.noise.sigma) if cfg.noise.name == "gaussian" else 0.0
     scale = point if axis == "scale" else 1
     space = SPACE.get(prior, {}).get(task, [])
@@ -280,13 +284,21 @@ def validation_table() -> str:
     (101x113 crops), the baseline's first, and how many problems ended below the baseline."""
     columns = [("blur", 2.55), ("blur", 7.65), ("blur", 12.75), ("sr", 2), ("sr", 3), ("sr", 4), ("sr", 5)]
     cells: dict = {}
+    defaults: dict = {}
     for prior in VALIDATION_PRIORS:
         for task, log in (("blur", OUT / f"{prior}_blur_128.jsonl"), ("sr", OUT / f"{prior}_sr.jsonl")):
             for row in read_done(log).values():
                 if row["split"] != "validation" or (task == "blur" and row.get("kernel") != "levin_3"):
                     continue
-                # the latest measurement of each problem: a re-chosen default is measured again
-                cells.setdefault((prior, task, row["point"]), {})[(row["image"], row.get("kernel"))] = row
+                # the latest row of each problem among those that set no key to a value other than
+                # the current default (a value tried and rejected is not shown; a key a row does not
+                # set had its default then)
+                key = (prior, task, row["point"])
+                if key not in defaults:
+                    defaults[key] = current(prior, task, row["point"])
+                if any(k not in defaults[key] or v != defaults[key][k] for k, v in row["values"].items()):
+                    continue
+                cells.setdefault(key, {})[(row["image"], row.get("kernel"))] = row
     cells = {k: list(v.values()) for k, v in cells.items()}
     head = "| prior | " + " | ".join(f"{'Levin' if t == 'blur' else 'SR x'}{'' if t == 'sr' else ' '}{p}"
                                      for t, p in columns) + " | below baseline |"

@@ -17,6 +17,11 @@ admm), as scico's ``Optimizer`` does: a solver writes ``init`` (the state before
 iteration) and ``update`` (one iteration on that state); the loop reports each iterate and its
 objective to the monitor, stops when the monitor says so and returns ``result``. The samplers
 and DIP, whose iterations are not steps on one iterate, write ``solve`` themselves.
+
+``average: N`` (a solver that passes it on: gd, fixed_point) returns the mean of the last N
+results instead of the last one (Polyak & Juditsky 1992). Where the prior's step is noisy
+(DAEP's and DMSP's noisy input) or cycles (the denoiser's grid shift), the last iterate keeps
+that noise or cycle; the mean averages it out.
 """
 from __future__ import annotations
 
@@ -128,6 +133,12 @@ class IterativeSolver(Solver):
 
     step_param: ClassVar[str] = "solver.step"  # the config key the divergence warning names
 
+    def __init__(self, iterations: int = 100, average: int = 0):
+        super().__init__(iterations)
+        if not 0 <= int(average) <= self.iterations:
+            raise PnPError(f"solver.average must be in [0, solver.iterations = {self.iterations}], got {average}")
+        self.average = int(average)
+
     def init(self, problem, prior) -> SimpleNamespace:
         """The state before the first iteration; ``state.x`` is the iterate reported to the monitor."""
         raise NotImplementedError
@@ -149,9 +160,14 @@ class IterativeSolver(Solver):
         monitor.step_param = self.step_param
         state = self.init(problem, prior)
         monitor.start(lambda: self.objective(problem, prior, state.x), state.x)
+        first_averaged, mean, averaged = self.iterations - self.average + 1, None, 0
         for k in range(1, self.iterations + 1):
             self.update(state, k, problem, prior)
+            if self.average and k >= first_averaged:
+                averaged += 1
+                result = self.result(state)
+                mean = result.clone() if mean is None else mean.add_((result - mean) / averaged)
             monitor(k, state.x, lambda: self.objective(problem, prior, self.objective_at(state)))
             if monitor.should_stop:
                 break
-        return self.result(state)
+        return mean if mean is not None else self.result(state)

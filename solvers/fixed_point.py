@@ -12,7 +12,8 @@ proximal step on the data term, step gamma / lambda), which converges for gamma 
 L_R the Lipschitz constant of grad R (<= 1 for RED's denoiser residual; 8 / eps for smoothed TV).
 ``project: true`` (the default) clips x_{k+1} to [0, 1] as RunFP.m does: a denoiser trained on
 [0, 1] images is not trusted outside it, and without the clip saturated regions (black or white)
-of a large image drift over hundreds of iterations.
+of a large image drift over hundreds of iterations. ``average: N`` returns the mean of the last
+N iterates (pnp/solver.py; ours, not in RunFP.m).
 """
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ from pnp.solver import IterativeSolver
 class FixedPoint(IterativeSolver):
     requires = frozenset({Capability.GRADIENT})
 
-    def __init__(self, iterations: int = 100, step: float = 1.0, project: bool = True):
-        super().__init__(iterations)
+    def __init__(self, iterations: int = 100, step: float = 1.0, project: bool = True, average: int = 0):
+        super().__init__(iterations, average)
         self.step = self.positive("step", step)
         self.project = bool(project)
 

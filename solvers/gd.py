@@ -9,9 +9,7 @@ E = ||Ax - y||^2 / (2 sigma^2) + lambda R divided by (1 / sigma^2 + lambda): ste
 steepest descent (Romano, Elad & Milanfar 2017, step 2 / (1/sigma^2 + lambda)); DAEP
 (Bigdeli & Zwicker 2017) and DMSP (Bigdeli et al. 2017) use step 0.1 with momentum 0.9.
 ``nesterov: true`` evaluates g at the look-ahead point x_t + momentum v_t (Nesterov 1983).
-``average: N`` returns the mean of the last N iterates instead of the last one (Polyak &
-Juditsky 1992): with a stochastic prior gradient (DAEP's and DMSP's noisy input) it averages
-out the noise that the final steps leave in x.
+``average: N`` returns the mean of the last N iterates (pnp/solver.py).
 """
 from __future__ import annotations
 
@@ -29,12 +27,9 @@ class GradientDescent(IterativeSolver):
 
     def __init__(self, iterations: int = 200, step: float = 1.0, momentum: float = 0.0,
                  nesterov: bool = False, project: bool = True, average: int = 0):
-        super().__init__(iterations)
+        super().__init__(iterations, average)
         if not 0 <= momentum < 1:
             raise PnPError(f"solver.momentum must be in [0, 1), got {momentum}")
-        if not 0 <= int(average) <= self.iterations:
-            raise PnPError(f"solver.average must be in [0, solver.iterations = {self.iterations}], got {average}")
-        self.average = int(average)
         self.step, self.momentum = self.positive("step", step), float(momentum)
         self.nesterov, self.project = bool(nesterov), bool(project)
 
@@ -44,9 +39,7 @@ class GradientDescent(IterativeSolver):
 
     def init(self, problem, prior) -> SimpleNamespace:
         x = self.initial(problem)
-        mean = torch.zeros_like(x) if self.average else None
-        first_averaged = self.iterations - self.average + 1  # iterates t >= this are averaged
-        return SimpleNamespace(x=x, v=torch.zeros_like(x), mean=mean, first_averaged=first_averaged, t=0)
+        return SimpleNamespace(x=x, v=torch.zeros_like(x))
 
     def update(self, state, t: int, problem, prior) -> None:
         probe = state.x + self.momentum * state.v if self.nesterov else state.x
@@ -54,9 +47,3 @@ class GradientDescent(IterativeSolver):
         state.x = state.x + state.v
         if self.project:
             state.x = state.x.clamp(0, 1)
-        if self.average and t >= state.first_averaged:
-            state.mean += (state.x - state.mean) / (t - state.first_averaged + 1)
-        state.t = t
-
-    def result(self, state) -> torch.Tensor:
-        return state.mean if self.average and state.t >= state.first_averaged else state.x

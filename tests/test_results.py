@@ -49,3 +49,35 @@ def test_no_per_problem_result_folders_are_tracked():
     files = tracked.stdout.split()
     assert not [f for f in files if f.endswith("metrics.json")]
     assert any(f.endswith(".jsonl") for f in files)
+
+
+def test_validation_table_shows_only_rows_of_the_current_defaults(tmp_path, monkeypatch):
+    """A value tried on the validation split and rejected is not shown, even when it was measured
+    last; a row that sets no key (measured with the defaults of its time) counts as a default row."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import tune_defaults
+
+    monkeypatch.setattr(tune_defaults, "OUT", tmp_path)
+    defaults = tune_defaults.current("red", "blur", 2.55)
+    rows = [({}, "set5/a", 30.0), ({}, "set5/b", 28.0), (defaults, "set5/a", 31.0),
+            ({**defaults, "sigma": 8.0}, "set5/a", 20.0), ({**defaults, "solver.average": 20}, "set5/b", 19.0)]
+    with (tmp_path / "red_blur_128.jsonl").open("w") as f:
+        for values, image, psnr in rows:
+            key = json.dumps(["validation", image, 2.55, "levin_3", values], sort_keys=True)
+            f.write(json.dumps({"key": key, "split": "validation", "image": image, "kernel": "levin_3",
+                                "point": 2.55, "values": values, "psnr": psnr, "baseline": 25.0}) + "\n")
+    line = next(r for r in tune_defaults.validation_table().splitlines() if r.startswith("| `red`"))
+    assert line.split(" | ")[1] == "29.50"  # (31 + 28) / 2: the latest default row of each image
+    assert line.endswith("| 0 / 2 |")
+
+
+def test_tuning_checks_read_presets_at_each_points_noise_and_scale(monkeypatch):
+    """Noise-free SR is checked with the noise-free presets of its own scale (not the config's
+    noise 7.65 and default scale); deblurring with the presets of its noise level."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from tune_defaults import current
+
+    assert current("daep", "sr", 2) == {"sigma": 20.0} and current("daep", "sr", 5) == {"sigma": 30.0}
+    assert current("dmsp", "sr", 3)["sigma"] == 11.0
+    assert [current("denoiser", "sr", s)["solver.sigma_end_min"] for s in (2, 5)] == [2, 5]
+    assert current("red", "blur", 2.55)["weight"] == 650.0 and current("red", "blur", 12.75)["weight"] == 130.0

@@ -19,6 +19,7 @@ from pnp.registry import SOLVERS
 from pnp.runner import solver_params
 from pnp.solvers.admm import ADMM
 from pnp.solvers.fista import FISTA, operator_norm_sq
+from pnp.solvers.fixed_point import FixedPoint
 from pnp.solvers.gd import GradientDescent
 from pnp.solvers.hqs import HQS
 from pnp.solver import MAX_RESTARTS
@@ -156,21 +157,23 @@ class RecordingMonitor(Monitor):
         super().__call__(t, x, objective)
 
 
-def test_gd_average_returns_the_mean_of_the_last_iterates(problem):
+@pytest.mark.parametrize("make", [lambda **kw: GradientDescent(step=0.5, momentum=0.5, **kw),
+                                  lambda **kw: FixedPoint(step=0.002, **kw)],  # below 2 / L of smoothed TV
+                         ids=["gd", "fixed_point"])
+def test_average_returns_the_mean_of_the_last_iterates(make, problem):
     prior = TV()
     prior.setup(problem)
     results = {}
     for average in (0, 5):
         monitor = RecordingMonitor(12, x_true=problem.x_true, progress=False)
         monitor.iterates = []
-        results[average] = GradientDescent(iterations=12, step=0.5, momentum=0.5,
-                                           average=average).solve(problem, prior, monitor)
-    iterates = monitor.iterates  # of the second run; TV and gd are deterministic, so both runs' iterates agree
+        results[average] = make(iterations=12, average=average).solve(problem, prior, monitor)
+    iterates = monitor.iterates  # of the second run; TV and both solvers are deterministic, so both runs' iterates agree
     assert torch.equal(results[0], iterates[-1])
     assert torch.allclose(results[5], torch.stack(iterates[-5:]).mean(0), atol=1e-6)
     assert not torch.allclose(results[5], iterates[-1], atol=1e-4)
     with pytest.raises(PnPError, match="solver.average"):
-        GradientDescent(iterations=12, average=13)
+        make(iterations=12, average=13)
 
 
 @pytest.mark.parametrize("name", NAMES)
