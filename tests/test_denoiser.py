@@ -309,3 +309,19 @@ def test_colour_keyword_loads_the_shipped_colour_model_alone():
         assert torch.equal(net(x, 0.1), net(x.expand(-1, 3, -1, -1), 0.1).mean(1, keepdim=True))
     assert PRIORS.build("red").denoiser_cfg["weights"] == "colour"
     assert PRIORS.build("red", denoiser={"weights": None}).denoiser_cfg["weights"] is None
+
+
+def test_fp32_on_the_cpu_runs_in_channels_last_with_the_same_result():
+    """oneDNN's native layout on the CPU: the weights move to channels_last at the first fp32
+    call; the output agrees with NCHW's to float rounding."""
+    torch.manual_seed(0)
+    net = FFDNet(depth=4, width=16).eval()
+    x, sigma = torch.rand(1, 3, 24, 20), torch.full((1,), 0.1)
+    with torch.inference_mode():
+        reference = net.body(torch.cat([torch.nn.functional.pixel_unshuffle(x, 2),
+                                        sigma.view(1, 1, 1, 1).expand(1, 1, 12, 10)], dim=1))
+        reference = x - torch.nn.functional.pixel_shuffle(reference, 2)  # NCHW, unfused
+        assert net.body[0].weight.is_contiguous()
+        out = net(x, sigma)
+    assert net.body[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(out, reference, atol=1e-5)
