@@ -228,11 +228,11 @@ def read_done(log: Path) -> dict:
 
 def current(prior: str, task: str, point) -> dict:
     """The prior's current preset values at ``point`` (the start of the search)."""
-    spec = next((op for v, op, _ in TASKS[task]["points"] if v == point), TASKS[task]["points"][0][1])
+    points = TASKS[task]["points"]
+    _, spec, task_noise = next((p for p in points if p[0] == point), (None, points[0][1], None))
     cfg = compose_config(spec["op"], prior, None, None, {k: v for k, v in spec.items() if k != "op"})
     preset = select(plain(cfg.prior).get("presets"), TASKS[task]["preset"], prior, set(PRIORS.get(prior).auto_keys))
     axis = TASKS[task]["axis"]
-    task_noise = next((n for v, _, n in TASKS[task]["points"] if v == point), None)
     if axis == "noise" and point is not None:
         noise = point
     elif task_noise is not None:  # a scale-indexed task at its own noise level (sr: noise-free)
